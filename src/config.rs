@@ -1,0 +1,453 @@
+//! Spin variables -> a validated [`Config`].
+//!
+//! This is the only file that knows the variable names of DESIGN.md's configuration contract.
+//! Each value is read through the [`Variables`] port, defaulted, parsed and checked together with
+//! the values it depends on (a header name needs a key, a token URL needs client credentials).
+//! Errors name the variable and say what is wrong, never what the value was. Reading the real Spin
+//! variables lives in `spin_io`; this module only sees strings.
+
+use std::time::Duration;
+
+use http::HeaderName;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::policy::{Origins, Routes};
+use crate::secret::{ApiKey, ClientId, ClientSecret};
+
+/// Where configuration values come from. `Ok(None)` means the variable is not set: Spin's
+/// `undefined` (not listed under the component's variables) or an empty value, which is what a
+/// `"{{ secret }}"` template over an unset secret app variable gives.
+pub trait Variables {
+    fn get(&self, name: &str) -> Result<Option<String>>;
+}
+
+/// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` as form fields in the body.
+    Body,
+    /// HTTP Basic with the form-urlencoded id and secret.
+    Basic,
+}
+
+/// The OAuth2 client-credentials settings; present only when `token_url` is set.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    pub url: Url,
+    pub client_id: ClientId,
+    pub client_secret: ClientSecret,
+    pub scope: Option<String>,
+    pub client_auth: ClientAuth,
+    pub refresh_skew_secs: u64,
+    pub default_ttl_secs: u64,
+}
+
+/// Where the static key goes.
+#[derive(Debug, Clone)]
+pub struct StaticKey {
+    pub key: ApiKey,
+    pub header: Option<HeaderName>,
+    pub query: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub upstream_url: Url,
+    pub static_key: Option<StaticKey>,
+    pub token: Option<TokenConfig>,
+    pub routes: Routes,
+    pub origins: Origins,
+    pub max_body_bytes: u64,
+    pub upstream_timeout: Duration,
+    pub kv_store: String,
+}
+
+const DEFAULT_ROUTES: &str = "GET /**";
+const DEFAULT_MAX_BODY_BYTES: u64 = 1_048_576;
+const DEFAULT_TIMEOUT_SECS: u64 = 30;
+const DEFAULT_SKEW_SECS: u64 = 60;
+const DEFAULT_TTL_SECS: u64 = 300;
+
+/// Headers the proxy sets or refuses itself; a static key in one of them would be dropped by
+/// the runtime or clash with the proxy's own handling.
+const RESERVED_KEY_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "cookie",
+];
+
+impl Config {
+    pub fn load(vars: &dyn Variables) -> Result<Config> {
+        let upstream_url = parse_http_url(
+            "upstream_url",
+            &vars
+                .get("upstream_url")?
+                .ok_or_else(|| Error::config("upstream_url", "is required but not set"))?,
+        )?;
+        let token = load_token(vars)?;
+        let static_key = load_static_key(vars, token.is_some())?;
+
+        let routes = Routes::parse(&text_or(vars, "allowed_routes", DEFAULT_ROUTES)?)
+            .map_err(|reason| Error::config("allowed_routes", reason))?;
+        let origins = Origins::parse(&text_or(vars, "allowed_origins", "")?)
+            .map_err(|reason| Error::config("allowed_origins", reason))?;
+        let max_body_bytes = number_or(vars, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)?;
+        let timeout_secs = number_or(vars, "upstream_timeout_secs", DEFAULT_TIMEOUT_SECS)?;
+        if timeout_secs == 0 {
+            return Err(Error::config(
+                "upstream_timeout_secs",
+                "must be at least 1 second",
+            ));
+        }
+        let kv_store = text_or(vars, "kv_store", "default")?;
+        if !kv_store
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(Error::config(
+                "kv_store",
+                "must be a key-value store label (letters, digits, '-', '_')",
+            ));
+        }
+
+        Ok(Config {
+            upstream_url,
+            static_key,
+            token,
+            routes,
+            origins,
+            max_body_bytes,
+            upstream_timeout: Duration::from_secs(timeout_secs),
+            kv_store,
+        })
+    }
+}
+
+fn load_static_key(vars: &dyn Variables, token_flow: bool) -> Result<Option<StaticKey>> {
+    let key = vars.get("api_key")?;
+    let header = match vars.get("api_key_header")? {
+        Some(name) => Some(parse_key_header(&name, token_flow)?),
+        None => None,
+    };
+    let query = vars.get("api_key_query")?;
+    if let Some(name) = &query {
+        if name.chars().any(|c| c.is_control() || c == '&' || c == '=') {
+            return Err(Error::config(
+                "api_key_query",
+                "must be a plain query parameter name",
+            ));
+        }
+    }
+    match (key, header.is_some() || query.is_some()) {
+        (Some(key), true) => Ok(Some(StaticKey {
+            key: ApiKey::new(key),
+            header,
+            query,
+        })),
+        (None, true) => Err(Error::config(
+            "api_key",
+            "is empty, but api_key_header or api_key_query is set: set the secret app variable \
+             that api_key refers to",
+        )),
+        (Some(_), false) => Err(Error::config(
+            "api_key_header",
+            "api_key is set but neither api_key_header nor api_key_query says where to send it",
+        )),
+        (None, false) => Ok(None),
+    }
+}
+
+fn parse_key_header(name: &str, token_flow: bool) -> Result<HeaderName> {
+    let header = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| Error::config("api_key_header", "is not a valid HTTP header name"))?;
+    if RESERVED_KEY_HEADERS.contains(&header.as_str()) || header.as_str().starts_with("spin-") {
+        return Err(Error::config(
+            "api_key_header",
+            "names a header the proxy manages itself",
+        ));
+    }
+    if token_flow && header == http::header::AUTHORIZATION {
+        return Err(Error::config(
+            "api_key_header",
+            "cannot be Authorization while token_url is set: the bearer token goes there",
+        ));
+    }
+    Ok(header)
+}
+
+fn load_token(vars: &dyn Variables) -> Result<Option<TokenConfig>> {
+    let Some(url) = vars.get("token_url")? else {
+        return Ok(None);
+    };
+    let url = parse_http_url("token_url", &url)?;
+    let client_id = vars.get("client_id")?.ok_or_else(|| {
+        Error::config(
+            "client_id",
+            "is empty, but token_url is set: set the secret app variable that client_id refers to",
+        )
+    })?;
+    let client_secret = vars.get("client_secret")?.ok_or_else(|| {
+        Error::config(
+            "client_secret",
+            "is empty, but token_url is set: set the secret app variable that client_secret \
+             refers to",
+        )
+    })?;
+    let client_auth = match text_or(vars, "token_client_auth", "body")?.as_str() {
+        "body" => ClientAuth::Body,
+        "basic" => ClientAuth::Basic,
+        _ => {
+            return Err(Error::config(
+                "token_client_auth",
+                "must be `body` or `basic`",
+            ))
+        }
+    };
+    let default_ttl_secs = number_or(vars, "token_default_ttl_secs", DEFAULT_TTL_SECS)?;
+    if default_ttl_secs == 0 {
+        return Err(Error::config(
+            "token_default_ttl_secs",
+            "must be at least 1 second",
+        ));
+    }
+    Ok(Some(TokenConfig {
+        url,
+        client_id: ClientId::new(client_id),
+        client_secret: ClientSecret::new(client_secret),
+        scope: vars.get("token_scope")?,
+        client_auth,
+        refresh_skew_secs: number_or(vars, "token_refresh_skew_secs", DEFAULT_SKEW_SECS)?,
+        default_ttl_secs,
+    }))
+}
+
+fn text_or(vars: &dyn Variables, name: &str, default: &str) -> Result<String> {
+    Ok(vars.get(name)?.unwrap_or_else(|| default.to_string()))
+}
+
+fn number_or(vars: &dyn Variables, name: &str, default: u64) -> Result<u64> {
+    match vars.get(name)? {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| Error::config(name, "must be a whole number")),
+    }
+}
+
+/// An absolute http(s) URL with a host and nothing that could smuggle credentials or change
+/// meaning when the request path is appended.
+fn parse_http_url(variable: &str, text: &str) -> Result<Url> {
+    let url =
+        Url::parse(text.trim()).map_err(|_| Error::config(variable, "is not an absolute URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::config(variable, "must be an http or https URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::config(variable, "has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::config(
+            variable,
+            "must not carry user info; use client_id/client_secret or api_key",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::config(
+            variable,
+            "must not have a query or fragment; use api_key_query for a key parameter",
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct Vars(HashMap<&'static str, &'static str>);
+
+    impl Variables for Vars {
+        fn get(&self, name: &str) -> Result<Option<String>> {
+            Ok(self
+                .0
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.to_string()))
+        }
+    }
+
+    fn load(pairs: &[(&'static str, &'static str)]) -> Result<Config> {
+        Config::load(&Vars(pairs.iter().copied().collect()))
+    }
+
+    fn getty() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("upstream_url", "https://api.gettyimages.com/v3"),
+            ("api_key", "key-abc"),
+            ("api_key_header", "Api-Key"),
+            (
+                "token_url",
+                "https://authentication.gettyimages.com/oauth2/token",
+            ),
+            ("client_id", "key-abc"),
+            ("client_secret", "secret-xyz"),
+        ]
+    }
+
+    fn with(
+        mut base: Vec<(&'static str, &'static str)>,
+        k: &'static str,
+        v: &'static str,
+    ) -> Vec<(&'static str, &'static str)> {
+        base.retain(|(name, _)| *name != k);
+        base.push((k, v));
+        base
+    }
+
+    fn variable_of(err: Error) -> String {
+        match err {
+            Error::ConfigInvalid { variable, .. } => variable,
+            other => panic!("expected config_invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_only_upstream_is_set() {
+        let cfg = load(&[("upstream_url", "https://api.example.com")]).unwrap();
+        assert!(cfg.static_key.is_none());
+        assert!(cfg.token.is_none());
+        assert_eq!(cfg.max_body_bytes, 1_048_576);
+        assert_eq!(cfg.upstream_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.kv_store, "default");
+        assert!(cfg.routes.check("GET", "/anything/at/all").is_ok());
+        assert!(cfg.routes.check("POST", "/x").is_err());
+        assert!(matches!(cfg.origins, Origins::None));
+    }
+
+    #[test]
+    fn getty_style_config_combines_key_and_token() {
+        let cfg = load(&getty()).unwrap();
+        let key = cfg.static_key.unwrap();
+        assert_eq!(key.header.unwrap().as_str(), "api-key");
+        assert_eq!(key.key.secret(), "key-abc");
+        let token = cfg.token.unwrap();
+        assert_eq!(token.client_auth, ClientAuth::Body);
+        assert_eq!(token.refresh_skew_secs, 60);
+        assert_eq!(token.default_ttl_secs, 300);
+        assert_eq!(token.scope, None);
+    }
+
+    #[test]
+    fn optional_token_settings_are_read() {
+        let cfg = load(&with(
+            with(
+                with(getty(), "token_client_auth", "basic"),
+                "token_scope",
+                "read write",
+            ),
+            "token_refresh_skew_secs",
+            "5",
+        ))
+        .unwrap();
+        let token = cfg.token.unwrap();
+        assert_eq!(token.client_auth, ClientAuth::Basic);
+        assert_eq!(token.scope.as_deref(), Some("read write"));
+        assert_eq!(token.refresh_skew_secs, 5);
+    }
+
+    #[test]
+    fn missing_upstream_url_names_the_variable() {
+        assert_eq!(variable_of(load(&[]).unwrap_err()), "upstream_url");
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let cases: Vec<(&'static str, &'static str)> = vec![
+            ("upstream_url", "not a url"),
+            ("upstream_url", "ftp://example.com"),
+            ("upstream_url", "https://user:pw@example.com"),
+            ("upstream_url", "https://example.com/v3?key=1"),
+            ("token_url", "/relative/token"),
+            ("token_client_auth", "jwt"),
+            ("token_refresh_skew_secs", "-1"),
+            ("token_default_ttl_secs", "0"),
+            ("token_default_ttl_secs", "ten"),
+            ("max_body_bytes", "1MB"),
+            ("upstream_timeout_secs", "0"),
+            ("upstream_timeout_secs", "1.5"),
+            ("api_key_header", "bad header"),
+            ("api_key_header", "Host"),
+            ("api_key_header", "Authorization"),
+            ("api_key_query", "a&b"),
+            ("allowed_routes", "GET"),
+            ("allowed_routes", "GET no-slash"),
+            ("allowed_origins", "example.com"),
+            ("kv_store", "a/b"),
+        ];
+        for (name, value) in cases {
+            let err = load(&with(getty(), name, value)).unwrap_err();
+            assert_eq!(variable_of(err), name, "for {name} = {value:?}");
+        }
+    }
+
+    #[test]
+    fn empty_secret_names_the_variable() {
+        assert_eq!(
+            variable_of(load(&with(getty(), "api_key", "")).unwrap_err()),
+            "api_key"
+        );
+        assert_eq!(
+            variable_of(load(&with(getty(), "client_secret", "")).unwrap_err()),
+            "client_secret"
+        );
+        assert_eq!(
+            variable_of(load(&with(getty(), "client_id", "")).unwrap_err()),
+            "client_id"
+        );
+    }
+
+    #[test]
+    fn key_without_destination_is_refused() {
+        let err = load(&[
+            ("upstream_url", "https://api.example.com"),
+            ("api_key", "k"),
+        ])
+        .unwrap_err();
+        assert_eq!(variable_of(err), "api_key_header");
+    }
+
+    #[test]
+    fn errors_never_show_the_value() {
+        let err = load(&with(getty(), "max_body_bytes", "sekrit-looking-value")).unwrap_err();
+        assert!(!err.to_string().contains("sekrit"));
+        let err = load(&with(getty(), "upstream_url", "https://sekrit:pw@x.com")).unwrap_err();
+        assert!(!err.to_string().contains("sekrit"));
+    }
+
+    #[test]
+    fn debug_of_config_hides_secrets() {
+        let cfg = load(&getty()).unwrap();
+        let printed = format!("{cfg:?}");
+        assert!(!printed.contains("key-abc"));
+        assert!(!printed.contains("secret-xyz"));
+    }
+
+    #[test]
+    fn key_in_query_parameter() {
+        let cfg = load(&[
+            ("upstream_url", "https://api.example.com"),
+            ("api_key", "k"),
+            ("api_key_query", "api_key"),
+        ])
+        .unwrap();
+        let key = cfg.static_key.unwrap();
+        assert_eq!(key.query.as_deref(), Some("api_key"));
+        assert!(key.header.is_none());
+    }
+}

@@ -1,0 +1,540 @@
+//! The Spin edge: variables, key-value, clock and wasi:http, behind the core's ports.
+//!
+//! Everything that touches `spin_sdk` or the wasi:http resources lives here and nowhere else. It
+//! reads the request as `IncomingRequest` (every header value kept), streams bodies in both
+//! directions with wasi:io's blocking splice, and sends with request options so the connect and
+//! first-byte timeouts hold. It decides nothing: the core says what to send and what to answer.
+//! wasi:http errors are turned into our own fixed descriptions, never their text, because an
+//! `internal-error` string may echo the URL, and the URL may carry `api_key_query`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use spin_sdk::http::IncomingRequest;
+use spin_sdk::key_value::{self, Store};
+use spin_sdk::variables;
+use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
+use spin_sdk::wit::wasi::http0_2_0::types::{
+    ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    OutgoingResponse, RequestOptions, ResponseOutparam, Scheme,
+};
+use wasi::io::streams::{InputStream, StreamError};
+
+use crate::config::Variables;
+use crate::error::{Error, Result};
+use crate::plan::{Forward, RequestParts};
+use crate::retry::Send;
+use crate::token::{TokenEndpoint, TokenRequest, TokenStore};
+
+/// Bytes moved per splice: large enough to keep the host busy, small enough to stay streaming.
+const CHUNK: u64 = 64 * 1024;
+/// A body up to this size is held in memory so a 401 retry can replay it.
+const REPLAY_LIMIT: u64 = 1024 * 1024;
+/// A token endpoint reply larger than this is not a token reply.
+const TOKEN_REPLY_LIMIT: usize = 64 * 1024;
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn log(line: &str) {
+    eprintln!("credential-proxy: {line}");
+}
+
+/// Spin's component variables. An empty value counts as unset, which is what a template over an
+/// empty secret gives; `undefined` means the variable is not listed for this component.
+pub struct SpinVariables;
+
+impl Variables for SpinVariables {
+    fn get(&self, name: &str) -> Result<Option<String>> {
+        match variables::get(name) {
+            Ok(value) if value.trim().is_empty() => Ok(None),
+            Ok(value) => Ok(Some(value)),
+            Err(variables::Error::Undefined(_)) => Ok(None),
+            Err(variables::Error::InvalidName(_)) => {
+                Err(Error::config(name, "is not a valid Spin variable name"))
+            }
+            Err(_) => Err(Error::config(
+                name,
+                "could not be read from the Spin variables provider",
+            )),
+        }
+    }
+}
+
+/// The token cache on a Spin key-value store.
+pub struct KvTokenStore(Store);
+
+impl KvTokenStore {
+    pub fn open(label: &str) -> Result<KvTokenStore> {
+        Store::open(label).map(KvTokenStore).map_err(|e| {
+            let why = match e {
+                key_value::Error::AccessDenied => {
+                    "names a store this component may not use: add it to key_value_stores in \
+                     spin.toml"
+                }
+                key_value::Error::NoSuchStore => {
+                    "names a store the runtime does not have: define it in the runtime config"
+                }
+                _ => "names a store that could not be opened",
+            };
+            Error::config("kv_store", why)
+        })
+    }
+}
+
+impl TokenStore for KvTokenStore {
+    fn load(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+        self.0.get(key).map_err(|e| kv_error(&e))
+    }
+
+    fn save(&self, key: &str, value: &[u8]) -> std::result::Result<(), String> {
+        self.0.set(key, value).map_err(|e| kv_error(&e))
+    }
+
+    fn remove(&self, key: &str) -> std::result::Result<(), String> {
+        self.0.delete(key).map_err(|e| kv_error(&e))
+    }
+}
+
+fn kv_error(e: &key_value::Error) -> String {
+    match e {
+        key_value::Error::StoreTableFull => "the store is full".into(),
+        key_value::Error::AccessDenied => "access denied".into(),
+        key_value::Error::NoSuchStore => "no such store".into(),
+        key_value::Error::Other(_) => "the store reported an error".into(),
+    }
+}
+
+/// The request line and headers as plain values for the core.
+pub fn request_parts(req: &IncomingRequest) -> RequestParts {
+    let path_with_query = req.path_with_query().unwrap_or_default();
+    let query = path_with_query
+        .split_once('?')
+        .map(|(_, q)| q.to_string())
+        .filter(|q| !q.is_empty());
+    RequestParts {
+        method: method_name(&req.method()),
+        query,
+        headers: req.headers().entries(),
+    }
+}
+
+fn method_name(m: &Method) -> String {
+    match m {
+        Method::Get => "GET".into(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Other(other) => other.to_ascii_uppercase(),
+    }
+}
+
+fn wasi_method(name: &str) -> Method {
+    match name {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "OPTIONS" => Method::Options,
+        "PATCH" => Method::Patch,
+        other => Method::Other(other.to_string()),
+    }
+}
+
+/// The client's body: nothing, all of it in memory (replayable), or a prefix in memory and the
+/// rest still in the client's stream.
+pub enum RequestBody {
+    Empty,
+    Buffered(Vec<u8>),
+    Streaming {
+        prefix: Vec<u8>,
+        stream: InputStream,
+        // Kept alive while `stream` is read: dropping the body closes the stream.
+        _body: IncomingBody,
+    },
+}
+
+impl RequestBody {
+    /// Reads up to the replay limit. Counts against `max` and refuses as soon as it is passed.
+    pub fn read(req: IncomingRequest, max: u64) -> Result<RequestBody> {
+        let body = req
+            .consume()
+            .map_err(|_| internal("request body already taken"))?;
+        let stream = body
+            .stream()
+            .map_err(|_| internal("request body stream already taken"))?;
+        let hold = max.min(REPLAY_LIMIT);
+        let mut buf = Vec::new();
+        loop {
+            match stream.blocking_read(CHUNK) {
+                Ok(chunk) => {
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() as u64 > max {
+                        return Err(Error::BodyTooLarge { limit: max });
+                    }
+                    if buf.len() as u64 > hold {
+                        return Ok(RequestBody::Streaming {
+                            prefix: buf,
+                            stream,
+                            _body: body,
+                        });
+                    }
+                }
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(_)) => {
+                    return Err(Error::BadRequest {
+                        reason: "the request body could not be read".into(),
+                    })
+                }
+            }
+        }
+        drop(stream);
+        drop(body);
+        Ok(if buf.is_empty() {
+            RequestBody::Empty
+        } else {
+            RequestBody::Buffered(buf)
+        })
+    }
+}
+
+/// Sends the planned request upstream, streaming its body; at most twice when replayable.
+pub struct UpstreamSender<'a> {
+    pub forward: &'a Forward,
+    pub body: Option<RequestBody>,
+    pub timeout_ns: u64,
+    pub max_body_bytes: u64,
+}
+
+impl Send for UpstreamSender<'_> {
+    type Response = IncomingResponse;
+
+    fn send(&mut self, authorization: Option<&str>) -> Result<IncomingResponse> {
+        let mut headers = self.forward.headers.clone();
+        if let Some(value) = authorization {
+            headers.push(("authorization".into(), value.as_bytes().to_vec()));
+        }
+        let request = outgoing(
+            &self.forward.method,
+            &self.forward.url,
+            &headers,
+            Fail::Upstream,
+        )?;
+        let out_body = request.body().map_err(|_| internal("no outgoing body"))?;
+        let pending = outgoing_handler::handle(request, Some(options(self.timeout_ns)))
+            .map_err(|e| Fail::Upstream.error(&e, &self.forward.url))?;
+        let body = match self.body.take() {
+            // Keep a replayable body for a possible second attempt.
+            Some(RequestBody::Buffered(bytes)) => {
+                let sent = write_body(out_body, &bytes, None, self.max_body_bytes);
+                self.body = Some(RequestBody::Buffered(bytes));
+                sent
+            }
+            Some(RequestBody::Streaming {
+                prefix,
+                stream,
+                _body,
+            }) => {
+                let sent = write_body(out_body, &prefix, Some(&stream), self.max_body_bytes);
+                drop(stream);
+                drop(_body);
+                sent
+            }
+            Some(RequestBody::Empty) | None => write_body(out_body, &[], None, 0),
+        };
+        body?;
+        wait(pending, &self.forward.url, Fail::Upstream)
+    }
+
+    fn status(response: &IncomingResponse) -> u16 {
+        response.status()
+    }
+
+    fn replayable(&self) -> bool {
+        matches!(
+            self.body,
+            None | Some(RequestBody::Empty) | Some(RequestBody::Buffered(_))
+        )
+    }
+}
+
+/// The token endpoint over wasi:http.
+pub struct WasiTokenEndpoint {
+    pub timeout_ns: u64,
+}
+
+impl TokenEndpoint for WasiTokenEndpoint {
+    fn send(&self, req: &TokenRequest) -> Result<(u16, Vec<u8>)> {
+        let request = outgoing("POST", &req.url, &req.headers, Fail::Token)?;
+        let out_body = request.body().map_err(|_| internal("no outgoing body"))?;
+        let pending = outgoing_handler::handle(request, Some(options(self.timeout_ns)))
+            .map_err(|e| Fail::Token.error(&e, &req.url))?;
+        write_body(out_body, &req.body, None, u64::MAX)?;
+        let response = wait(pending, &req.url, Fail::Token)?;
+        let status = response.status();
+        let body = response
+            .consume()
+            .map_err(|_| internal("token reply body already taken"))?;
+        let stream = body
+            .stream()
+            .map_err(|_| internal("token reply stream already taken"))?;
+        let mut bytes = Vec::new();
+        loop {
+            match stream.blocking_read(CHUNK) {
+                Ok(chunk) => {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() > TOKEN_REPLY_LIMIT {
+                        return Err(Error::TokenEndpointFailed {
+                            reason: "its reply is too large to be a token response".into(),
+                        });
+                    }
+                }
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(_)) => {
+                    return Err(Error::TokenEndpointFailed {
+                        reason: "its reply broke off".into(),
+                    })
+                }
+            }
+        }
+        drop(stream);
+        drop(body);
+        Ok((status, bytes))
+    }
+}
+
+/// Which error family a wasi:http failure belongs to.
+#[derive(Clone, Copy)]
+enum Fail {
+    Upstream,
+    Token,
+}
+
+impl Fail {
+    fn error(self, code: &ErrorCode, url: &url::Url) -> Error {
+        let host = url.host_str().unwrap_or("").to_string();
+        let timeout = matches!(
+            code,
+            ErrorCode::ConnectionTimeout
+                | ErrorCode::ConnectionReadTimeout
+                | ErrorCode::ConnectionWriteTimeout
+                | ErrorCode::DnsTimeout
+        );
+        if matches!(code, ErrorCode::HttpRequestDenied) {
+            return Error::OutboundNotAllowed { host };
+        }
+        let reason = describe(code);
+        match (self, timeout) {
+            (Fail::Upstream, true) => Error::UpstreamTimeout,
+            (Fail::Token, true) => Error::TokenEndpointTimeout,
+            (Fail::Upstream, false) => Error::UpstreamUnreachable { reason },
+            (Fail::Token, false) => Error::TokenEndpointFailed { reason },
+        }
+    }
+}
+
+/// Our own words for a wasi:http error code; payload text is dropped on purpose.
+fn describe(code: &ErrorCode) -> String {
+    match code {
+        ErrorCode::DnsError(_) => "its host name could not be resolved",
+        ErrorCode::DestinationNotFound | ErrorCode::DestinationUnavailable => {
+            "its host is unavailable"
+        }
+        ErrorCode::DestinationIpProhibited | ErrorCode::DestinationIpUnroutable => {
+            "its address cannot be reached"
+        }
+        ErrorCode::ConnectionRefused => "the connection was refused",
+        ErrorCode::ConnectionTerminated => "the connection was closed before an answer",
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => "the TLS handshake failed",
+        ErrorCode::HttpProtocolError | ErrorCode::HttpResponseIncomplete => {
+            "it answered with malformed HTTP"
+        }
+        _ => "the request failed",
+    }
+    .to_string()
+}
+
+fn internal(reason: &str) -> Error {
+    Error::Internal {
+        reason: reason.to_string(),
+    }
+}
+
+fn options(timeout_ns: u64) -> RequestOptions {
+    let options = RequestOptions::new();
+    // A host that does not support a timeout keeps its own default (Spin: 600 s); that is a
+    // weaker guarantee, not a reason to refuse the request.
+    let _ = options.set_connect_timeout(Some(timeout_ns));
+    let _ = options.set_first_byte_timeout(Some(timeout_ns));
+    options
+}
+
+fn outgoing(
+    method: &str,
+    url: &url::Url,
+    headers: &[(String, Vec<u8>)],
+    fail: Fail,
+) -> Result<OutgoingRequest> {
+    let fields = Fields::from_list(headers).map_err(|_| Error::BadRequest {
+        reason: "a forwarded header is not valid HTTP".into(),
+    })?;
+    let request = OutgoingRequest::new(fields);
+    let scheme = match url.scheme() {
+        "https" => Scheme::Https,
+        _ => Scheme::Http,
+    };
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
+        None => url.host_str().unwrap_or("").to_string(),
+    };
+    let path_with_query = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let set = request.set_method(&wasi_method(method)).is_ok()
+        && request.set_scheme(Some(&scheme)).is_ok()
+        && request.set_authority(Some(&authority)).is_ok()
+        && request.set_path_with_query(Some(&path_with_query)).is_ok();
+    if !set {
+        return Err(match fail {
+            Fail::Upstream => Error::UpstreamUnreachable {
+                reason: "the runtime refused the request line".into(),
+            },
+            Fail::Token => Error::TokenEndpointFailed {
+                reason: "the runtime refused the request line".into(),
+            },
+        });
+    }
+    Ok(request)
+}
+
+/// Writes `prefix`, then splices the rest of `rest` while the total stays within `max`.
+fn write_body(
+    body: OutgoingBody,
+    prefix: &[u8],
+    rest: Option<&InputStream>,
+    max: u64,
+) -> Result<()> {
+    let out = body
+        .write()
+        .map_err(|_| internal("outgoing body stream taken"))?;
+    let broke = || Error::UpstreamUnreachable {
+        reason: "the upstream stopped reading the request body".into(),
+    };
+    // blocking-write-and-flush takes at most 4096 bytes per call (wasi:io streams).
+    for chunk in prefix.chunks(4096) {
+        out.blocking_write_and_flush(chunk).map_err(|_| broke())?;
+    }
+    if let Some(rest) = rest {
+        let mut total = prefix.len() as u64;
+        loop {
+            match out.blocking_splice(rest, CHUNK) {
+                Ok(n) => {
+                    total += n;
+                    if total > max {
+                        // Dropping the body without `finish` aborts the upstream request.
+                        return Err(Error::BodyTooLarge { limit: max });
+                    }
+                }
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(_)) => return Err(broke()),
+            }
+        }
+    }
+    drop(out);
+    OutgoingBody::finish(body, None).map_err(|_| broke())
+}
+
+fn wait(
+    pending: spin_sdk::wit::wasi::http0_2_0::types::FutureIncomingResponse,
+    url: &url::Url,
+    fail: Fail,
+) -> Result<IncomingResponse> {
+    loop {
+        match pending.get() {
+            Some(Ok(Ok(response))) => return Ok(response),
+            Some(Ok(Err(code))) => return Err(fail.error(&code, url)),
+            Some(Err(())) => return Err(internal("response already taken")),
+            None => pending.subscribe().block(),
+        }
+    }
+}
+
+/// Sends a whole answer that the proxy made itself (errors, preflights).
+pub fn respond(out: ResponseOutparam, status: u16, headers: &[(String, Vec<u8>)], body: &[u8]) {
+    let Ok(fields) = Fields::from_list(headers) else {
+        log("could not build response headers");
+        return;
+    };
+    let response = OutgoingResponse::new(fields);
+    let _ = response.set_status_code(status);
+    let Ok(out_body) = response.body() else {
+        return;
+    };
+    ResponseOutparam::set(out, Ok(response));
+    if write_body(out_body, body, None, u64::MAX).is_err() {
+        log("the client went away before the answer was written");
+    }
+}
+
+/// Streams the upstream's answer back: status, the given (already filtered) headers, the body.
+/// A failure before the status is sent goes to `on_error`, which still owns the answer.
+pub fn respond_streaming(
+    out: ResponseOutparam,
+    upstream: IncomingResponse,
+    headers: &[(String, Vec<u8>)],
+    on_error: impl FnOnce(ResponseOutparam, Error),
+) {
+    let Ok(fields) = Fields::from_list(headers) else {
+        return on_error(
+            out,
+            Error::UpstreamUnreachable {
+                reason: "it sent a header that cannot be passed on".into(),
+            },
+        );
+    };
+    let response = OutgoingResponse::new(fields);
+    let _ = response.set_status_code(upstream.status());
+    let (Ok(out_body), Ok(in_body)) = (response.body(), upstream.consume()) else {
+        return on_error(out, internal("a response body was already taken"));
+    };
+    let Ok(in_stream) = in_body.stream() else {
+        return on_error(out, internal("the upstream body stream was already taken"));
+    };
+    // From here the status is sent; a failure can only cut the body short.
+    ResponseOutparam::set(out, Ok(response));
+    let Ok(out_stream) = out_body.write() else {
+        return;
+    };
+    loop {
+        match out_stream.blocking_splice(&in_stream, CHUNK) {
+            Ok(_) => {}
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(_)) => {
+                // Not finishing the body tells the client the answer is incomplete.
+                log("the response body broke off mid-stream");
+                return;
+            }
+        }
+    }
+    drop(out_stream);
+    drop(in_stream);
+    drop(in_body);
+    let _ = OutgoingBody::finish(out_body, None);
+}
+
+/// Response headers as plain values, for the core's filter.
+pub fn response_headers(response: &IncomingResponse) -> Vec<(String, Vec<u8>)> {
+    response.headers().entries()
+}
