@@ -88,8 +88,11 @@ impl Config {
                 .get("upstream_url")?
                 .ok_or_else(|| Error::config("upstream_url", "is required but not set"))?,
         )?;
+        // The static key first: for Getty, whose client id is the same secret, an unset secret
+        // is then reported as `api_key`, the name the README tells users to set.
+        let token_flow = vars.get("token_url")?.is_some();
+        let static_key = load_static_key(vars, token_flow)?;
         let token = load_token(vars)?;
-        let static_key = load_static_key(vars, token.is_some())?;
 
         let routes = Routes::parse(&text_or(vars, "allowed_routes", DEFAULT_ROUTES)?)
             .map_err(|reason| Error::config("allowed_routes", reason))?;

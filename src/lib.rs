@@ -28,6 +28,8 @@ use plan::{Forward, HeaderList, Plan};
 use spin_io::{KvTokenStore, RequestBody, SpinVariables, UpstreamSender, WasiTokenEndpoint};
 use token::Tokens;
 
+type Headers = Vec<(String, Vec<u8>)>;
+
 /// Tells the browser whether the bearer token came from the cache or was just fetched.
 pub const TOKEN_HEADER: &str = "x-credential-proxy-token";
 
@@ -63,7 +65,7 @@ fn forward_request(
     req: IncomingRequest,
     forward: &Forward,
     cors: &HeaderList,
-) -> error::Result<(IncomingResponse, Vec<(String, Vec<u8>)>)> {
+) -> error::Result<(IncomingResponse, Headers)> {
     let body = RequestBody::read(req, cfg.max_body_bytes)?;
     let timeout_ns = u64::try_from(cfg.upstream_timeout.as_nanos()).unwrap_or(u64::MAX);
     let endpoint = WasiTokenEndpoint { timeout_ns };

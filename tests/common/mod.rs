@@ -1,0 +1,360 @@
+//! Shared set-up for the component tests: a Getty-like app (static key header + OAuth2 token)
+//! running the real built wasm in the Spin-compatible test host, with mock upstream and token
+//! servers on 127.0.0.1, and a client that records every answer so each test can prove no secret
+//! ever reached a browser or a log line.
+//!
+//! It does not assert behaviour itself; the test files do.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use spin_test_host::mock::{TokenServer, Upstream};
+use spin_test_host::{HostOptions, SpinHost};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Secret canaries: distinctive values that must never appear in an answer or a log.
+pub const API_KEY: &str = "CANARY-apikey-5f1e9c";
+pub const CLIENT_SECRET: &str = "CANARY-secret-a7d203";
+
+/// What a browser got back.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The `error.code` of a JSON error answer.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error.code in {}", String::from_utf8_lossy(&self.body)))
+            .to_string()
+    }
+}
+
+/// One test's world: the host, its mocks, its state dir, and every answer seen.
+pub struct App {
+    pub host: SpinHost,
+    pub tokens: TokenServer,
+    pub upstream: Upstream,
+    pub dir: tempfile::TempDir,
+    pub manifest: PathBuf,
+    pub variables: Vec<(String, String)>,
+    replies: Arc<Mutex<Vec<Reply>>>,
+}
+
+/// Extra component variables, as `name = "value"` lines for `[component.getty.variables]`.
+pub struct Setup {
+    pub vars: Vec<(&'static str, String)>,
+    pub token_flow: bool,
+    pub expires_in: Option<u64>,
+    /// Leave the upstream host out of allowed_outbound_hosts.
+    pub forbid_upstream: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            vars: Vec::new(),
+            token_flow: true,
+            expires_in: Some(1800),
+            forbid_upstream: false,
+        }
+    }
+}
+
+impl Setup {
+    pub fn var(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.vars.retain(|(n, _)| *n != name);
+        self.vars.push((name, value.into()));
+        self
+    }
+}
+
+pub fn wasm_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| spin_test_host::build_wasm().expect("building the wasm failed"))
+        .clone()
+}
+
+pub fn manifest_text(setup: &Setup, upstream: &str, token_url: &str) -> String {
+    let token_host = token_url
+        .split("/oauth2")
+        .next()
+        .unwrap_or(token_url)
+        .to_string();
+    let mut hosts = vec![format!("\"{token_host}\"")];
+    if !setup.forbid_upstream {
+        hosts.push(format!("\"{upstream}\""));
+    }
+    let mut vars = vec![
+        ("upstream_url", format!("{upstream}/v3")),
+        ("api_key", "{{ test_api_key }}".to_string()),
+        ("api_key_header", "Api-Key".to_string()),
+    ];
+    if setup.token_flow {
+        vars.push(("token_url", token_url.to_string()));
+        vars.push(("client_id", "{{ test_api_key }}".to_string()));
+        vars.push(("client_secret", "{{ test_api_secret }}".to_string()));
+    }
+    for (name, value) in &setup.vars {
+        vars.retain(|(n, _)| n != name);
+        vars.push((name, value.clone()));
+    }
+    let var_lines: String = vars
+        .iter()
+        .map(|(n, v)| format!("{n} = {}\n", toml_string(v)))
+        .collect();
+    format!(
+        r#"spin_manifest_version = 2
+
+[application]
+name = "credential-proxy-test"
+
+[variables]
+test_api_key = {{ default = "", secret = true }}
+test_api_secret = {{ default = "", secret = true }}
+
+[[trigger.http]]
+route = "/api/getty/..."
+component = "getty"
+
+[component.getty]
+source = "target/wasm32-wasip1/release/credential_proxy.wasm"
+allowed_outbound_hosts = [{hosts}]
+key_value_stores = ["default"]
+
+[component.getty.variables]
+{var_lines}"#,
+        hosts = hosts.join(", ")
+    )
+}
+
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serialises")
+}
+
+impl App {
+    /// Mocks up, manifest written, host started with the canary secrets set.
+    pub async fn start(setup: Setup) -> App {
+        let tokens = TokenServer::start().await;
+        tokens.set_client(API_KEY, CLIENT_SECRET);
+        match setup.expires_in {
+            Some(n) => tokens.set_expires_in(spin_test_host::mock::ExpiresIn::Number(n)),
+            None => tokens.set_expires_in(spin_test_host::mock::ExpiresIn::Absent),
+        }
+        let upstream = Upstream::start().await;
+        upstream.require_key("Api-Key", API_KEY);
+        if setup.token_flow {
+            upstream.require_bearer_from(&tokens);
+        }
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let manifest = dir.path().join("spin.toml");
+        std::fs::write(
+            &manifest,
+            manifest_text(&setup, &upstream.url(), &tokens.token_url()),
+        )
+        .expect("manifest written");
+        let variables = vec![
+            ("test_api_key".to_string(), API_KEY.to_string()),
+            ("test_api_secret".to_string(), CLIENT_SECRET.to_string()),
+        ];
+        let host = start_host(&manifest, dir.path(), &variables).await;
+        App {
+            host,
+            tokens,
+            upstream,
+            dir,
+            manifest,
+            variables,
+            replies: Arc::default(),
+        }
+    }
+
+    /// Stops the host and starts a new one on the same manifest and key-value files.
+    pub async fn restart(self) -> App {
+        let App {
+            host,
+            tokens,
+            upstream,
+            dir,
+            manifest,
+            variables,
+            replies,
+        } = self;
+        check_no_secrets(&host, &tokens, &replies.lock().unwrap());
+        host.shutdown().await;
+        let host = start_host(&manifest, dir.path(), &variables).await;
+        App {
+            host,
+            tokens,
+            upstream,
+            dir,
+            manifest,
+            variables,
+            replies,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, &[], None).await
+    }
+
+    /// Sends the request exactly as given (no URL normalisation by a client library), records
+    /// and returns the answer.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let reply = raw_request(self.host.addr(), method, path, headers, body).await;
+        self.replies.lock().unwrap().push(reply.clone());
+        reply
+    }
+
+    /// The canary check: no secret and no issued token in any answer or any log line.
+    pub fn assert_no_secrets(&self) {
+        check_no_secrets(&self.host, &self.tokens, &self.replies.lock().unwrap());
+    }
+}
+
+async fn start_host(manifest: &Path, state: &Path, variables: &[(String, String)]) -> SpinHost {
+    let mut opts = HostOptions::new(manifest, state.join("state")).wasm_dir(wasm_dir());
+    for (k, v) in variables {
+        opts = opts.variable(k.clone(), v.clone());
+    }
+    SpinHost::start(opts).await.expect("the host starts")
+}
+
+pub fn check_no_secrets(host: &SpinHost, tokens: &TokenServer, replies: &[Reply]) {
+    let mut secrets = vec![API_KEY.to_string(), CLIENT_SECRET.to_string()];
+    secrets.extend(tokens.issued());
+    let logs = host.logs();
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret appears in the component's logs"
+        );
+        for reply in replies {
+            let text = String::from_utf8_lossy(&reply.body);
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret appears in a response body: {text}"
+            );
+            for (name, value) in &reply.headers {
+                assert!(
+                    !value.contains(secret.as_str()),
+                    "a secret appears in response header {name}"
+                );
+            }
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 client over a TCP socket, so hostile paths reach the host byte for byte.
+pub async fn raw_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Reply {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the host");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if let Some(body) = body {
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    if let Some(body) = body {
+        // The host may answer (413) and close before reading everything; that is fine.
+        let _ = stream.write_all(body).await;
+    }
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(120), stream.read_to_end(&mut raw)).await;
+    if let Ok(Err(e)) = read {
+        // A reset after the full answer (the host closing an unread request body) still
+        // leaves the answer in `raw`.
+        assert!(!raw.is_empty(), "read failed: {e}");
+    }
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> Reply {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &raw[split + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_vec() };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&data[..eol]).to_string();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or(0);
+        data = &data[eol + 2..];
+        if size == 0 || data.len() < size {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[(size + 2).min(data.len())..];
+    }
+}
