@@ -223,35 +223,49 @@ impl Send for UpstreamSender<'_> {
         if let Some(value) = authorization {
             headers.push(("authorization".into(), value.as_bytes().to_vec()));
         }
+        let body = self.body.take().unwrap_or(RequestBody::Empty);
+        if let RequestBody::Buffered(bytes) = &body {
+            // A client that sent its body chunked still gets a plain length upstream: the
+            // whole body is in hand, and some APIs refuse chunked uploads.
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            {
+                headers.push((
+                    "content-length".into(),
+                    bytes.len().to_string().into_bytes(),
+                ));
+            }
+        }
         let request = outgoing(
             &self.forward.method,
             &self.forward.url,
             &headers,
             Fail::Upstream,
         )?;
-        let out_body = request.body().map_err(|_| internal("no outgoing body"))?;
+        // An empty body is never opened: wasi:http then sends none at all, instead of an empty
+        // chunked body that some servers refuse on a GET.
+        let out_body = match body {
+            RequestBody::Empty => None,
+            _ => Some(request.body().map_err(|_| internal("no outgoing body"))?),
+        };
         let pending = outgoing_handler::handle(request, Some(options(self.timeout_ns)))
             .map_err(|e| Fail::Upstream.error(&e, &self.forward.url))?;
-        let body = match self.body.take() {
-            // Keep a replayable body for a possible second attempt.
-            Some(RequestBody::Buffered(bytes)) => {
-                let sent = write_body(out_body, &bytes, None, self.max_body_bytes);
-                self.body = Some(RequestBody::Buffered(bytes));
-                sent
+        let written = match (&body, out_body) {
+            (RequestBody::Buffered(bytes), Some(out)) => {
+                write_body(out, bytes, None, self.max_body_bytes)
             }
-            Some(RequestBody::Streaming {
-                prefix,
-                stream,
-                _body,
-            }) => {
-                let sent = write_body(out_body, &prefix, Some(&stream), self.max_body_bytes);
-                drop(stream);
-                drop(_body);
-                sent
+            (RequestBody::Streaming { prefix, stream, .. }, Some(out)) => {
+                write_body(out, prefix, Some(stream), self.max_body_bytes)
             }
-            Some(RequestBody::Empty) | None => write_body(out_body, &[], None, 0),
+            _ => Ok(()),
         };
-        body?;
+        // A body in memory stays for a possible second attempt; a streamed one is spent, and
+        // leaving `self.body` empty makes the request no longer replayable.
+        if !matches!(body, RequestBody::Streaming { .. }) {
+            self.body = Some(body);
+        }
+        written?;
         wait(pending, &self.forward.url, Fail::Upstream)
     }
 
@@ -262,7 +276,7 @@ impl Send for UpstreamSender<'_> {
     fn replayable(&self) -> bool {
         matches!(
             self.body,
-            None | Some(RequestBody::Empty) | Some(RequestBody::Buffered(_))
+            Some(RequestBody::Empty) | Some(RequestBody::Buffered(_))
         )
     }
 }
@@ -274,7 +288,12 @@ pub struct WasiTokenEndpoint {
 
 impl TokenEndpoint for WasiTokenEndpoint {
     fn send(&self, req: &TokenRequest) -> Result<(u16, Vec<u8>)> {
-        let request = outgoing("POST", &req.url, &req.headers, Fail::Token)?;
+        let mut headers = req.headers.clone();
+        headers.push((
+            "content-length".into(),
+            req.body.len().to_string().into_bytes(),
+        ));
+        let request = outgoing("POST", &req.url, &headers, Fail::Token)?;
         let out_body = request.body().map_err(|_| internal("no outgoing body"))?;
         let pending = outgoing_handler::handle(request, Some(options(self.timeout_ns)))
             .map_err(|e| Fail::Token.error(&e, &req.url))?;
@@ -473,7 +492,11 @@ fn wait(
 
 /// Sends a whole answer that the proxy made itself (errors, preflights).
 pub fn respond(out: ResponseOutparam, status: u16, headers: &[(String, Vec<u8>)], body: &[u8]) {
-    let Ok(fields) = Fields::from_list(headers) else {
+    let mut headers = headers.to_vec();
+    if !body.is_empty() {
+        headers.push(("content-length".into(), body.len().to_string().into_bytes()));
+    }
+    let Ok(fields) = Fields::from_list(&headers) else {
         log("could not build response headers");
         return;
     };
