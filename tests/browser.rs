@@ -58,7 +58,10 @@ fn manifest_allowing(origin: &str, dir: &std::path::Path) -> PathBuf {
         &format!("allowed_origins = \"{origin}\""),
         1,
     );
-    assert!(tail.contains(origin), "the demo's allowed_origins was replaced");
+    assert!(
+        tail.contains(origin),
+        "the demo's allowed_origins was replaced"
+    );
     let path = dir.join("spin.toml");
     std::fs::write(&path, format!("{head}{marker}{tail}")).unwrap();
     path
@@ -139,7 +142,12 @@ async fn search(c: &Client, phrase: &str) {
     let input = c.find(Locator::Id("phrase")).await.unwrap();
     input.clear().await.unwrap();
     input.send_keys(phrase).await.unwrap();
-    c.find(Locator::Id("search")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("search"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 async fn result_count(c: &Client) -> usize {
@@ -157,9 +165,10 @@ async fn demo_page_works_end_to_end_in_chromium() {
     let allowed_origin = format!("http://{allowed}");
     let dir = tempfile::tempdir().unwrap();
     let manifest = manifest_allowing(&allowed_origin, dir.path());
-    let host = SpinHost::start(HostOptions::new(&manifest, dir.path().join("state")).wasm_dir(wasm))
-        .await
-        .expect("host starts");
+    let host =
+        SpinHost::start(HostOptions::new(&manifest, dir.path().join("state")).wasm_dir(wasm))
+            .await
+            .expect("host starts");
     let profile = tempfile::tempdir().unwrap();
     let (_driver, c) = start_browser(profile.path()).await;
 
@@ -184,7 +193,12 @@ async fn demo_page_works_end_to_end_in_chromium() {
     wait_text(&c, "#token-status", |t| t.contains("cached")).await;
 
     // 3. The refused route shows its JSON error.
-    c.find(Locator::Id("refused")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("refused"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let refused = wait_text(&c, "#refused-result", |t| t.contains("403")).await;
     assert!(refused.contains("route_not_allowed"), "{refused}");
 
@@ -217,13 +231,19 @@ async fn demo_page_works_end_to_end_in_chromium() {
         .unwrap();
     search(&c, "fish").await;
     let error = wait_text(&c, "#error", |t| !t.trim().is_empty()).await;
-    assert_eq!(result_count(&c).await, 0, "no results cross the origin boundary");
+    assert_eq!(
+        result_count(&c).await,
+        0,
+        "no results cross the origin boundary"
+    );
     let seen: Vec<_> = host.requests()[before..].to_vec();
     assert!(
         seen.iter().all(|r| r.status == 403 || r.path == "/"),
         "the proxy refused the foreign origin: {seen:?} ({error})"
     );
-    assert!(!seen.iter().any(|r| r.status == 200 && r.path.starts_with("/api/")));
+    assert!(!seen
+        .iter()
+        .any(|r| r.status == 200 && r.path.starts_with("/api/")));
 
     c.close().await.unwrap();
     host.shutdown().await;

@@ -8,16 +8,17 @@ use spin_test_host::{HostOptions, SpinHost};
 
 #[tokio::test]
 async fn refused_routes_and_methods_never_reach_the_upstream() {
-    let app = App::start(
-        Setup::default().var("allowed_routes", "GET /search/**, POST /forms/contact"),
-    )
-    .await;
+    let app =
+        App::start(Setup::default().var("allowed_routes", "GET /search/**, POST /forms/contact"))
+            .await;
     let reply = app.get("/api/getty/admin/keys").await;
     assert_eq!(reply.status, 403);
     assert_eq!(reply.error_code(), "route_not_allowed");
     assert_eq!(reply.header("content-type"), Some("application/json"));
 
-    let reply = app.send("DELETE", "/api/getty/search/images", &[], None).await;
+    let reply = app
+        .send("DELETE", "/api/getty/search/images", &[], None)
+        .await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.error_code(), "method_not_allowed");
     assert_eq!(reply.header("allow"), Some("GET, HEAD"));
@@ -30,16 +31,20 @@ async fn refused_routes_and_methods_never_reach_the_upstream() {
     assert_eq!(app.upstream.hits(), 0);
     assert_eq!(app.tokens.calls(), 0, "a refused request costs no token");
 
-    assert_eq!(app.get("/api/getty/search/images?phrase=x").await.status, 200);
+    assert_eq!(
+        app.get("/api/getty/search/images?phrase=x").await.status,
+        200
+    );
     assert_eq!(app.upstream.hits(), 1);
     app.assert_no_secrets();
 }
 
 #[tokio::test]
 async fn cors_preflight_and_origin_checks() {
-    let app = App::start(
-        Setup::default().var("allowed_origins", "https://site.example, http://localhost:4321"),
-    )
+    let app = App::start(Setup::default().var(
+        "allowed_origins",
+        "https://site.example, http://localhost:4321",
+    ))
     .await;
     let reply = app
         .send(
@@ -196,7 +201,10 @@ async fn hostile_paths_never_leave_the_upstream_prefix() {
         if reply.status == 400 {
             // Refused by the proxy: the JSON names the reason.
             let code = reply.error_code();
-            assert!(code == "invalid_path" || code == "bad_request", "{path}: {code}");
+            assert!(
+                code == "invalid_path" || code == "bad_request",
+                "{path}: {code}"
+            );
         }
     }
     assert!(HOSTILE.len() >= 30);
@@ -206,7 +214,11 @@ async fn hostile_paths_never_leave_the_upstream_prefix() {
             "the upstream saw {} outside /v3",
             seen.path
         );
-        assert!(!seen.path.contains(".."), "unresolved dots reached the upstream: {}", seen.path);
+        assert!(
+            !seen.path.contains(".."),
+            "unresolved dots reached the upstream: {}",
+            seen.path
+        );
         let host = seen
             .headers
             .iter()
@@ -274,7 +286,12 @@ async fn slow_upstream_gives_504() {
     app.upstream.set_delay(std::time::Duration::from_secs(5));
     let started = std::time::Instant::now();
     let reply = app.get("/api/getty/slow").await;
-    assert_eq!(reply.status, 504, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        504,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     assert_eq!(reply.error_code(), "upstream_timeout");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     app.assert_no_secrets();
@@ -296,9 +313,15 @@ async fn missing_and_malformed_variables_name_the_variable() {
         let reply = app.get("/api/getty/x").await;
         assert_eq!(reply.status, 500, "{name}={value}");
         assert_eq!(reply.error_code(), "config_invalid");
-        let message = reply.json()["error"]["message"].as_str().unwrap().to_string();
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert!(message.contains(named), "{message} should name {named}");
-        assert!(!message.contains(value) || value.len() < 3, "{message} shows the value");
+        assert!(
+            !message.contains(value) || value.len() < 3,
+            "{message} shows the value"
+        );
         assert_eq!(app.upstream.hits(), 0);
         app.assert_no_secrets();
     }
@@ -316,10 +339,16 @@ async fn empty_secret_is_config_invalid() {
     let reply = common::raw_request(host.addr(), "GET", "/api/getty/x", &[], None).await;
     assert_eq!(reply.status, 500);
     assert_eq!(reply.error_code(), "config_invalid");
-    assert!(reply.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("client_secret") || reply.json()["error"]["message"].as_str().unwrap().contains("api_key"));
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("client_secret")
+            || reply.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("api_key")
+    );
     host.shutdown().await;
     app.assert_no_secrets();
 }
@@ -333,7 +362,12 @@ async fn upstream_missing_from_allowed_outbound_hosts_gives_a_clear_502() {
     })
     .await;
     let reply = app.get("/api/getty/x").await;
-    assert_eq!(reply.status, 502, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        502,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     assert_eq!(reply.error_code(), "outbound_not_allowed");
     assert!(reply.json()["error"]["message"]
         .as_str()
@@ -347,20 +381,32 @@ async fn upstream_missing_from_allowed_outbound_hosts_gives_a_clear_502() {
 async fn shipped_manifest_loads_and_getty_without_secrets_is_config_invalid() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = spin_test_host::project_root().join("spin.toml");
-    let host = SpinHost::start(HostOptions::new(&manifest, dir.path()).wasm_dir(common::wasm_dir()))
-        .await
-        .unwrap();
-    for path in ["/api/getty/search/images?phrase=cat", "/api/flotiq/api/v1/content/blog"] {
+    let host =
+        SpinHost::start(HostOptions::new(&manifest, dir.path()).wasm_dir(common::wasm_dir()))
+            .await
+            .unwrap();
+    for path in [
+        "/api/getty/search/images?phrase=cat",
+        "/api/flotiq/api/v1/content/blog",
+    ] {
         let reply = common::raw_request(host.addr(), "GET", path, &[], None).await;
         assert_eq!(reply.status, 500, "{path}");
         assert_eq!(reply.error_code(), "config_invalid");
-        let message = reply.json()["error"]["message"].as_str().unwrap().to_string();
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert!(message.contains("api_key"), "{message}");
     }
     // Flotiq's policy is checked before anything else would be sent.
-    let reply =
-        common::raw_request(host.addr(), "DELETE", "/api/flotiq/api/v1/content/blog", &[], None)
-            .await;
+    let reply = common::raw_request(
+        host.addr(),
+        "DELETE",
+        "/api/flotiq/api/v1/content/blog",
+        &[],
+        None,
+    )
+    .await;
     assert_eq!(reply.status, 500, "config is read first; nothing is sent");
     host.shutdown().await;
 }

@@ -20,7 +20,9 @@ async fn hundred_megabyte_response_streams_with_flat_memory() {
     assert_eq!(warm.body.len(), 1_048_576);
     let before = spin_test_host::mock::peak_rss_bytes();
 
-    let mut stream = tokio::net::TcpStream::connect(app.host.addr()).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(app.host.addr())
+        .await
+        .unwrap();
     let request = format!(
         "GET /api/getty/__large?bytes={SIZE} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         app.host.addr()
@@ -49,12 +51,15 @@ async fn hundred_megabyte_response_streams_with_flat_memory() {
             continue;
         }
         body_bytes += chunk.len() as u64;
-        checksum = chunk.iter().fold(checksum, |c, b| c.wrapping_add(*b as u64));
+        checksum = chunk
+            .iter()
+            .fold(checksum, |c, b| c.wrapping_add(*b as u64));
     }
     let head = String::from_utf8_lossy(&head).to_string();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
-        head.to_ascii_lowercase().contains(&format!("content-length: {SIZE}")),
+        head.to_ascii_lowercase()
+            .contains(&format!("content-length: {SIZE}")),
         "the length is passed on: {head}"
     );
     assert_eq!(body_bytes, SIZE, "every byte arrived");
@@ -69,7 +74,9 @@ async fn hundred_megabyte_response_streams_with_flat_memory() {
         after as f64 / 1048576.0
     );
     println!("{report}");
-    let out = spin_test_host::project_root().join("target").join("streaming-memory.txt");
+    let out = spin_test_host::project_root()
+        .join("target")
+        .join("streaming-memory.txt");
     let _ = std::fs::write(out, &report);
     assert!(
         growth_mb < 32.0,

@@ -25,7 +25,12 @@ async fn forwards_with_key_and_bearer_and_strips_client_credentials() {
             None,
         )
         .await;
-    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     assert_eq!(reply.header("x-credential-proxy-token"), Some("fetched"));
 
     let seen = app.upstream.requests();
@@ -43,9 +48,18 @@ async fn forwards_with_key_and_bearer_and_strips_client_credentials() {
     };
     assert_eq!(header("api-key"), vec![API_KEY.to_string()]);
     let issued = app.tokens.issued();
-    assert_eq!(header("authorization"), vec![format!("Bearer {}", issued[0])]);
-    assert!(header("cookie").is_empty(), "cookies never reach the upstream");
-    assert!(header("x-secret-hop").is_empty(), "hop-by-hop headers are dropped");
+    assert_eq!(
+        header("authorization"),
+        vec![format!("Bearer {}", issued[0])]
+    );
+    assert!(
+        header("cookie").is_empty(),
+        "cookies never reach the upstream"
+    );
+    assert!(
+        header("x-secret-hop").is_empty(),
+        "hop-by-hop headers are dropped"
+    );
     assert!(header("proxy-authorization").is_empty());
     assert_eq!(header("accept"), vec!["application/json".to_string()]);
     assert_eq!(header("accept-language"), vec!["de".to_string()]);
@@ -105,7 +119,7 @@ async fn refreshes_token_after_expiry() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-credential-proxy-token"), Some("fetched"));
     assert_eq!(app.tokens.calls(), 2);
-    assert!(app.upstream.requests().iter().all(|r| !r.token_expired));
+    assert!(app.upstream.requests().iter().all(|r| !r.used_stale_token()));
     app.assert_no_secrets();
 }
 
@@ -119,7 +133,10 @@ async fn expires_in_as_string_and_missing_use_the_stated_lifetimes() {
         serde_json::from_slice(&app.host.kv_get("default", &key).unwrap()).unwrap();
     let now = now_unix();
     let expires = record["expires_at"].as_u64().unwrap();
-    assert!((now + 1790..=now + 1810).contains(&expires), "string expires_in honoured");
+    assert!(
+        (now + 1790..=now + 1810).contains(&expires),
+        "string expires_in honoured"
+    );
 
     // Drop the record: the next token has no expires_in, so the default lifetime applies.
     app.host.kv_set("default", &key, b"not json");
@@ -128,7 +145,10 @@ async fn expires_in_as_string_and_missing_use_the_stated_lifetimes() {
     let record: serde_json::Value =
         serde_json::from_slice(&app.host.kv_get("default", &key).unwrap()).unwrap();
     let expires = record["expires_at"].as_u64().unwrap();
-    assert!((now + 110..=now + 130).contains(&expires), "default ttl, not forever");
+    assert!(
+        (now + 110..=now + 130).contains(&expires),
+        "default ttl, not forever"
+    );
     assert_eq!(app.tokens.calls(), 2);
     app.assert_no_secrets();
 }
@@ -145,7 +165,11 @@ async fn revoked_token_gets_one_refresh_and_one_retry() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-credential-proxy-token"), Some("fetched"));
     assert_eq!(app.tokens.calls(), 2);
-    assert_eq!(app.upstream.hits() - before, 2, "one refused attempt, one retry");
+    assert_eq!(
+        app.upstream.hits() - before,
+        2,
+        "one refused attempt, one retry"
+    );
     app.assert_no_secrets();
 }
 
@@ -188,9 +212,9 @@ async fn token_endpoint_down_keeps_a_valid_cached_token_working() {
         expires_in: Some(100),
         ..Setup::default()
     }
-    .var("token_refresh_skew_secs", "99");
+    .var("token_refresh_skew_secs", "100");
     let app = App::start(setup).await;
-    // Fetched now; with a 99 s skew it is stale at once but valid for 100 s.
+    // Fetched now; with a 100 s skew it is stale at once but valid for 100 s.
     assert_eq!(app.get("/api/getty/a").await.status, 200);
     app.tokens.set_failure(TokenFailure::Status500);
     let reply = app.get("/api/getty/b").await;
@@ -210,7 +234,12 @@ async fn token_endpoint_failures_without_a_valid_token_give_502() {
         let app = App::start(Setup::default()).await;
         app.tokens.set_failure(failure);
         let reply = app.get("/api/getty/x").await;
-        assert_eq!(reply.status, 502, "{}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(
+            reply.status,
+            502,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
         assert_eq!(reply.error_code(), "token_endpoint_failed");
         assert_eq!(app.upstream.hits(), 0, "nothing is sent without a token");
         app.assert_no_secrets();
@@ -231,7 +260,11 @@ async fn an_expired_cached_token_is_never_sent() {
     let reply = app.get("/api/getty/b").await;
     assert_eq!(reply.status, 502);
     assert_eq!(reply.error_code(), "token_endpoint_failed");
-    assert_eq!(app.upstream.hits(), 1, "only the first request went upstream");
+    assert_eq!(
+        app.upstream.hits(),
+        1,
+        "only the first request went upstream"
+    );
     app.assert_no_secrets();
 }
 
@@ -241,7 +274,12 @@ async fn hanging_token_endpoint_times_out_with_504() {
     app.tokens.set_failure(TokenFailure::Hang);
     let started = std::time::Instant::now();
     let reply = app.get("/api/getty/x").await;
-    assert_eq!(reply.status, 504, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        504,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     assert_eq!(reply.error_code(), "token_endpoint_timeout");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     app.assert_no_secrets();
