@@ -119,7 +119,11 @@ async fn refreshes_token_after_expiry() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-credential-proxy-token"), Some("fetched"));
     assert_eq!(app.tokens.calls(), 2);
-    assert!(app.upstream.requests().iter().all(|r| !r.used_stale_token()));
+    assert!(app
+        .upstream
+        .requests()
+        .iter()
+        .all(|r| !r.used_stale_token()));
     app.assert_no_secrets();
 }
 
