@@ -268,25 +268,27 @@ fn parse_http_url(variable: &str, text: &str) -> Result<Url> {
     Ok(url)
 }
 
+/// A map of variables for unit tests; an empty value counts as unset, as on Spin.
+#[cfg(test)]
+pub(crate) struct MapVars(pub std::collections::HashMap<&'static str, &'static str>);
+
+#[cfg(test)]
+impl Variables for MapVars {
+    fn get(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .0
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    struct Vars(HashMap<&'static str, &'static str>);
-
-    impl Variables for Vars {
-        fn get(&self, name: &str) -> Result<Option<String>> {
-            Ok(self
-                .0
-                .get(name)
-                .filter(|v| !v.is_empty())
-                .map(|v| v.to_string()))
-        }
-    }
 
     fn load(pairs: &[(&'static str, &'static str)]) -> Result<Config> {
-        Config::load(&Vars(pairs.iter().copied().collect()))
+        Config::load(&MapVars(pairs.iter().copied().collect()))
     }
 
     fn getty() -> Vec<(&'static str, &'static str)> {

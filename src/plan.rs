@@ -167,19 +167,8 @@ fn forward(cfg: &Config, req: &RequestParts, path: String) -> Result<Forward> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Variables;
+    use crate::config::MapVars;
     use std::collections::HashMap;
-
-    struct Vars(HashMap<&'static str, &'static str>);
-    impl Variables for Vars {
-        fn get(&self, name: &str) -> Result<Option<String>> {
-            Ok(self
-                .0
-                .get(name)
-                .filter(|v| !v.is_empty())
-                .map(|v| v.to_string()))
-        }
-    }
 
     fn config(extra: &[(&'static str, &'static str)]) -> Config {
         let mut vars: HashMap<_, _> = [
@@ -190,7 +179,7 @@ mod tests {
         .into_iter()
         .collect();
         vars.extend(extra.iter().copied());
-        Config::load(&Vars(vars)).unwrap()
+        Config::load(&MapVars(vars)).unwrap()
     }
 
     fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestParts {

@@ -71,25 +71,8 @@ mod tests {
     use crate::config::{ClientAuth, TokenConfig};
     use crate::error::Error;
     use crate::secret::{ClientId, ClientSecret};
-    use crate::token::{TokenEndpoint, TokenRequest, TokenStore};
+    use crate::token::{MapStore as Store, TokenEndpoint, TokenRequest};
     use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    #[derive(Default)]
-    struct Store(RefCell<HashMap<String, Vec<u8>>>);
-    impl TokenStore for Store {
-        fn load(&self, k: &str) -> std::result::Result<Option<Vec<u8>>, String> {
-            Ok(self.0.borrow().get(k).cloned())
-        }
-        fn save(&self, k: &str, v: &[u8]) -> std::result::Result<(), String> {
-            self.0.borrow_mut().insert(k.into(), v.to_vec());
-            Ok(())
-        }
-        fn remove(&self, k: &str) -> std::result::Result<(), String> {
-            self.0.borrow_mut().remove(k);
-            Ok(())
-        }
-    }
 
     struct Endpoint(RefCell<u32>);
     impl TokenEndpoint for Endpoint {

@@ -312,6 +312,26 @@ impl Tokens<'_> {
     }
 }
 
+/// An in-memory token cache for unit tests.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct MapStore(std::cell::RefCell<std::collections::HashMap<String, Vec<u8>>>);
+
+#[cfg(test)]
+impl TokenStore for MapStore {
+    fn load(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+        Ok(self.0.borrow().get(key).cloned())
+    }
+    fn save(&self, key: &str, value: &[u8]) -> std::result::Result<(), String> {
+        self.0.borrow_mut().insert(key.into(), value.to_vec());
+        Ok(())
+    }
+    fn remove(&self, key: &str) -> std::result::Result<(), String> {
+        self.0.borrow_mut().remove(key);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,22 +478,6 @@ mod tests {
         assert_eq!(TokenRecord::from_bytes(&r.to_bytes()), Some(r.clone()));
         assert!(!format!("{r:?}").contains("tok\""));
         assert_eq!(TokenRecord::from_bytes(b"garbage"), None);
-    }
-
-    #[derive(Default)]
-    struct MapStore(RefCell<HashMap<String, Vec<u8>>>);
-    impl TokenStore for MapStore {
-        fn load(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
-            Ok(self.0.borrow().get(key).cloned())
-        }
-        fn save(&self, key: &str, value: &[u8]) -> std::result::Result<(), String> {
-            self.0.borrow_mut().insert(key.into(), value.to_vec());
-            Ok(())
-        }
-        fn remove(&self, key: &str) -> std::result::Result<(), String> {
-            self.0.borrow_mut().remove(key);
-            Ok(())
-        }
     }
 
     struct Endpoint {
