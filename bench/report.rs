@@ -1,0 +1,218 @@
+//! The bench's report: the measured values as one markdown document, with the machine and build
+//! they were measured on. It formats and computes the derived figures (req/s, percentiles, the
+//! proxy's added latency); it does not measure anything.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::load::{self, LoadResult, Percentiles};
+use crate::{STREAM_BYTES, WASM};
+
+/// One load scenario's outcome.
+pub struct Scenario {
+    pub label: &'static str,
+    pub name: &'static str,
+    pub result: LoadResult,
+    /// The process's resident size right after the run: steady growth across runs would be a
+    /// leak in the host or the mocks.
+    pub rss_after: u64,
+}
+
+pub struct StartTimes {
+    pub start: Duration,
+    pub first_request: Duration,
+}
+
+pub struct ColdStart {
+    /// A wasm the host had never compiled.
+    pub compiled: StartTimes,
+    /// The same wasm with the host's compiled-component disk cache.
+    pub cached: StartTimes,
+    pub wasm_size: u64,
+}
+
+pub struct Streaming {
+    pub status: u16,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub peak_before: u64,
+    pub peak_after: u64,
+    pub peak_was_reset: bool,
+}
+
+/// Everything one bench run measured.
+pub struct Results {
+    pub requests: usize,
+    pub concurrency: usize,
+    pub warmup: usize,
+    pub scenarios: Vec<Scenario>,
+    /// Token endpoint calls made by (c)'s proxy over its whole life.
+    pub token_calls: usize,
+    pub stream: Streaming,
+    pub cold: ColdStart,
+}
+
+/// The report as markdown.
+pub fn markdown(run: &Results) -> String {
+    let results = &run.scenarios;
+    let (stream, cold, token_calls) = (&run.stream, &run.cold, run.token_calls);
+    let mut out = String::new();
+    let _ = writeln!(out, "## credential-proxy bench results\n");
+    let _ = writeln!(out, "{}\n", machine());
+    let _ = writeln!(
+        out,
+        "### Latency and throughput\n\n{} requests per scenario at concurrency {}, HTTP/1.1 \
+         keep-alive, after {} warm-up requests; latency is from sending the request to the last \
+         body byte.\n",
+        run.requests, run.concurrency, run.warmup
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | ok | errors | connections | req/s | p50 ms | p95 ms | p99 ms | RSS after |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut p50s = Vec::new();
+    for s in results {
+        let r = &s.result;
+        let p = load::percentiles(&r.latencies);
+        p50s.push(p.map(|p| p.p50));
+        let rps = r.latencies.len() as f64 / r.elapsed.as_secs_f64().max(1e-9);
+        let cell = |f: fn(&Percentiles) -> Duration| {
+            p.as_ref()
+                .map_or("-".into(), |p| format!("{:.2}", f(p).as_secs_f64() * 1e3))
+        };
+        let _ = writeln!(
+            out,
+            "| {} {} | {} | {} | {} | {rps:.0} | {} | {} | {} | {} |",
+            s.label,
+            s.name,
+            r.latencies.len(),
+            r.errors,
+            r.connections,
+            cell(|p| p.p50),
+            cell(|p| p.p95),
+            cell(|p| p.p99),
+            mib(s.rss_after),
+        );
+    }
+    let _ = writeln!(out, "\n| proxy overhead (p50) | added | ratio |");
+    let _ = writeln!(out, "|---|---:|---:|");
+    if let [Some(a), rest @ ..] = p50s.as_slice() {
+        for (s, p50) in results[1..].iter().zip(rest) {
+            if let Some(p50) = p50 {
+                let added = p50.as_secs_f64() - a.as_secs_f64();
+                let ratio = p50.as_secs_f64() / a.as_secs_f64().max(1e-9);
+                let _ = writeln!(
+                    out,
+                    "| {} minus {} | {:+.2} ms | {ratio:.1}x |",
+                    s.label,
+                    results[0].label,
+                    added * 1e3
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nToken endpoint calls for (c)'s proxy, cold-start request, warm-up and run included: \
+         **{token_calls}**."
+    );
+    for s in results {
+        if let Some(e) = &s.result.first_error {
+            let _ = writeln!(out, "\nFirst error in {}: {e}", s.label);
+        }
+    }
+
+    let secs = stream.elapsed.as_secs_f64().max(1e-9);
+    let _ = writeln!(
+        out,
+        "\n### Streaming\n\nOne {} MiB answer through the proxy (key + token), the client \
+         counting bytes without keeping them. Peak RSS is the whole process's (host, component, \
+         mocks, client){}.\n",
+        STREAM_BYTES >> 20,
+        if stream.peak_was_reset {
+            ", its high-water mark reset just before the transfer"
+        } else {
+            "; resetting its high-water mark failed, so 'before' includes the compile's peak"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "| status | bytes | seconds | MiB/s | MB/s | peak RSS before | peak RSS after | growth |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {secs:.3} | {:.0} | {:.0} | {} | {} | {} |",
+        stream.status,
+        stream.bytes,
+        stream.bytes as f64 / 1048576.0 / secs,
+        stream.bytes as f64 / 1e6 / secs,
+        mib(stream.peak_before),
+        mib(stream.peak_after),
+        mib(stream.peak_after.saturating_sub(stream.peak_before)),
+    );
+
+    let _ = writeln!(
+        out,
+        "\n### Cold start\n\nA fresh host with the key + token config: `SpinHost::start`, \
+         then the first request until its 200 (which includes one token fetch from the local \
+         mock). `{WASM}` is {} bytes.\n",
+        cold.wasm_size
+    );
+    let _ = writeln!(
+        out,
+        "| start | SpinHost::start | first request | start to first 200 |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    for (label, t) in [
+        ("cold: Cranelift compiles the component", &cold.compiled),
+        (
+            "with the host's compiled-component disk cache",
+            &cold.cached,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} |",
+            ms(t.start),
+            ms(t.first_request),
+            ms(t.start + t.first_request)
+        );
+    }
+    out
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1048576.0)
+}
+
+/// What the numbers were measured on and with.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, model)| model.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let profile = if cfg!(debug_assertions) {
+        "dev profile: dependencies (wasmtime, hyper, tokio) at opt-level 1, this workspace's \
+         crates (test host, mocks, bench client) at opt-level 0"
+    } else {
+        "release profile"
+    };
+    format!(
+        "Machine: {cores} cores ({cpu}), {}. Build: {profile}; the component itself is the \
+         release `.wasm` (opt-level s, LTO), compiled by wasmtime's Cranelift. Client, host and \
+         mocks share one process and one tokio runtime on 127.0.0.1.",
+        std::env::consts::OS
+    )
+}
