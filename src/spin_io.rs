@@ -346,6 +346,7 @@ impl Fail {
             ErrorCode::ConnectionTimeout
                 | ErrorCode::ConnectionReadTimeout
                 | ErrorCode::ConnectionWriteTimeout
+                | ErrorCode::HttpResponseTimeout
                 | ErrorCode::DnsTimeout
         );
         if matches!(code, ErrorCode::HttpRequestDenied) {
