@@ -71,12 +71,18 @@ const DEFAULT_TTL_SECS: u64 = 300;
 
 /// Headers the proxy sets or refuses itself; a static key in one of them would be dropped by
 /// the runtime or clash with the proxy's own handling.
+/// The hop-by-hop ones are also refused by wasi:http in outgoing requests.
 const RESERVED_KEY_HEADERS: &[&str] = &[
     "host",
     "content-length",
     "content-type",
     "transfer-encoding",
     "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "http2-settings",
     "cookie",
 ];
 
@@ -96,8 +102,7 @@ impl Config {
 
         let routes = Routes::parse(&text_or(vars, "allowed_routes", DEFAULT_ROUTES)?)
             .map_err(|reason| Error::config("allowed_routes", reason))?;
-        let origins = Origins::parse(&text_or(vars, "allowed_origins", "")?)
-            .map_err(|reason| Error::config("allowed_origins", reason))?;
+        let origins = load_origins(vars)?;
         let max_body_bytes = number_or(vars, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)?;
         let timeout_secs = number_or(vars, "upstream_timeout_secs", DEFAULT_TIMEOUT_SECS)?;
         if timeout_secs == 0 {
@@ -130,6 +135,13 @@ impl Config {
     }
 }
 
+/// `allowed_origins` alone, for the CORS headers of an answer given when the rest of the config
+/// is broken.
+pub fn load_origins(vars: &dyn Variables) -> Result<Origins> {
+    Origins::parse(&text_or(vars, "allowed_origins", "")?)
+        .map_err(|reason| Error::config("allowed_origins", reason))
+}
+
 fn load_static_key(vars: &dyn Variables, token_flow: bool) -> Result<Option<StaticKey>> {
     let key = vars.get("api_key")?;
     let header = match vars.get("api_key_header")? {
@@ -142,6 +154,14 @@ fn load_static_key(vars: &dyn Variables, token_flow: bool) -> Result<Option<Stat
             return Err(Error::config(
                 "api_key_query",
                 "must be a plain query parameter name",
+            ));
+        }
+    }
+    if let (Some(key), Some(_)) = (&key, &header) {
+        if http::HeaderValue::from_str(key).is_err() {
+            return Err(Error::config(
+                "api_key",
+                "cannot be sent in a header (control characters or non-ASCII)",
             ));
         }
     }
@@ -167,7 +187,10 @@ fn load_static_key(vars: &dyn Variables, token_flow: bool) -> Result<Option<Stat
 fn parse_key_header(name: &str, token_flow: bool) -> Result<HeaderName> {
     let header = HeaderName::from_bytes(name.trim().as_bytes())
         .map_err(|_| Error::config("api_key_header", "is not a valid HTTP header name"))?;
-    if RESERVED_KEY_HEADERS.contains(&header.as_str()) || header.as_str().starts_with("spin-") {
+    if RESERVED_KEY_HEADERS.contains(&header.as_str())
+        || header.as_str().starts_with("spin-")
+        || header.as_str().starts_with("proxy-")
+    {
         return Err(Error::config(
             "api_key_header",
             "names a header the proxy manages itself",
@@ -389,6 +412,9 @@ mod tests {
             ("api_key_header", "bad header"),
             ("api_key_header", "Host"),
             ("api_key_header", "Authorization"),
+            ("api_key_header", "Proxy-Authorization"),
+            ("api_key_header", "keep-alive"),
+            ("api_key", "line\nbreak"),
             ("api_key_query", "a&b"),
             ("allowed_routes", "GET"),
             ("allowed_routes", "GET no-slash"),

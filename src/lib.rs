@@ -4,7 +4,8 @@
 //! This file only wires: it reads the config, asks the core for a decision, and hands the
 //! decision to the Spin edge (`spin_io`) to carry out. The modules, one concern each:
 //! `config` (variables -> Config), `policy` (routes, origins, CORS, body limit), `upstream`
-//! (paths, URLs, header filters), `plan` (the decision for one request), `token` (cache and
+//! (paths, URLs, header filters), `plan` (the decision for one request and the headers of its
+//! answer), `token` (cache and
 //! token endpoint), `retry` (the one retry after a 401), `secret` (redacted newtypes),
 //! `error` (codes and statuses), `spin_io` (everything that touches Spin).
 
@@ -30,16 +31,16 @@ use token::Tokens;
 
 type Headers = Vec<(String, Vec<u8>)>;
 
-/// Tells the browser whether the bearer token came from the cache or was just fetched.
-pub const TOKEN_HEADER: &str = "x-credential-proxy-token";
-
 #[http_component]
 fn handle(req: IncomingRequest, response_out: ResponseOutparam) {
     let out = response_out.into_inner();
     let parts = spin_io::request_parts(&req);
     let cfg = match Config::load(&SpinVariables) {
         Ok(cfg) => cfg,
-        Err(e) => return answer_error(out, &parts.method, &e, &[]),
+        Err(e) => {
+            let cors = plan::cors_without_config(&SpinVariables, &parts);
+            return answer_error(out, &parts.method, &e, &cors);
+        }
     };
     let decision = plan::decide(&cfg, &parts);
     match decision.outcome {
@@ -70,19 +71,16 @@ fn forward_request(
     let timeout_ns = u64::try_from(cfg.upstream_timeout.as_nanos()).unwrap_or(u64::MAX);
     let endpoint = WasiTokenEndpoint { timeout_ns };
     let store = match &cfg.token {
-        Some(_) => Some(KvTokenStore::open(&cfg.kv_store)?),
+        Some(token_cfg) => Some((token_cfg, KvTokenStore::open(&cfg.kv_store)?)),
         None => None,
     };
-    let tokens = match (&cfg.token, &store) {
-        (Some(token_cfg), Some(store)) => Some(Tokens {
-            cfg: token_cfg,
-            store,
-            endpoint: &endpoint,
-            now: spin_io::now_unix(),
-            log: &spin_io::log,
-        }),
-        _ => None,
-    };
+    let tokens = store.as_ref().map(|(token_cfg, store)| Tokens {
+        cfg: token_cfg,
+        store,
+        endpoint: &endpoint,
+        now: spin_io::now_unix(),
+        log: &spin_io::log,
+    });
     let mut sender = UpstreamSender {
         forward,
         body: Some(body),
@@ -96,18 +94,22 @@ fn forward_request(
             forward.method, forward.path
         ));
     }
-    let mut headers = upstream::filter_response_headers(
-        spin_io::response_headers(&sent.response)
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice())),
-    );
-    headers.extend(owned(cors));
-    if let Some(source) = sent.token {
-        headers.push((
-            TOKEN_HEADER.to_string(),
-            source.as_str().as_bytes().to_vec(),
-        ));
+    let mut secrets = vec![];
+    if let Some(key) = &cfg.static_key {
+        secrets.push(key.key.secret());
     }
+    if let Some(token) = &cfg.token {
+        secrets.extend([token.client_id.secret(), token.client_secret.secret()]);
+    }
+    if let Some(record) = &sent.record {
+        secrets.push(record.access_token.secret());
+    }
+    let headers = plan::response_headers(
+        &spin_io::response_headers(&sent.response),
+        &secrets,
+        cors,
+        sent.token,
+    );
     Ok((sent.response, headers))
 }
 

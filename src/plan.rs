@@ -9,10 +9,16 @@
 use http::HeaderName;
 use url::Url;
 
-use crate::config::Config;
+use crate::config::{self, Config, Variables};
 use crate::error::Result;
 use crate::policy::{self, check_content_length};
-use crate::upstream::{build_url, forward_request_headers, normalize_path};
+use crate::token::TokenSource;
+use crate::upstream::{
+    build_url, filter_response_headers, forward_request_headers, normalize_path,
+};
+
+/// Tells the browser whether the bearer token came from the cache or was just fetched.
+pub const TOKEN_HEADER: &str = "x-credential-proxy-token";
 
 /// The request as the handler saw it.
 #[derive(Debug, Clone)]
@@ -54,8 +60,8 @@ pub enum Plan {
     Forward(Forward),
 }
 
-/// Everything needed to send the request upstream, except the token.
-#[derive(Debug)]
+/// Everything needed to send the request upstream, except the token. Its `Debug` shows only the
+/// path and header names: the URL may carry `api_key_query` and the headers the key.
 pub struct Forward {
     pub method: String,
     pub url: Url,
@@ -63,6 +69,23 @@ pub struct Forward {
     pub headers: Vec<(String, Vec<u8>)>,
     /// For the route check in logs: the normalised path (no query).
     pub path: String,
+}
+
+impl std::fmt::Debug for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forward")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// The outcome plus the CORS headers every answer to this request carries, errors included,
@@ -124,6 +147,62 @@ pub fn decide(cfg: &Config, req: &RequestParts) -> Decision {
     };
     let outcome = forward(cfg, req, path).map(Plan::Forward);
     Decision { cors, outcome }
+}
+
+/// CORS headers for an answer given before the config could be read (a `config_invalid`), so a
+/// page on an allowed origin can read the error instead of seeing an opaque CORS failure.
+pub fn cors_without_config(vars: &dyn Variables, req: &RequestParts) -> HeaderList {
+    let Ok(origins) = config::load_origins(vars) else {
+        return Vec::new();
+    };
+    let self_origin = req.last("spin-full-url").and_then(policy::self_origin);
+    policy::check_origin(&origins, req.first("origin"), self_origin.as_deref()).unwrap_or_default()
+}
+
+/// The headers of the answer passed back to the browser: the upstream's, filtered; minus any
+/// whose value contains a secret (an upstream redirect's `Location` repeats the query, and with
+/// it `api_key_query`'s key); then CORS and the token header.
+pub fn response_headers(
+    upstream: &[(String, Vec<u8>)],
+    secrets: &[&str],
+    cors: &[(&'static str, String)],
+    token: Option<TokenSource>,
+) -> Vec<(String, Vec<u8>)> {
+    let secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+    // Compare against the value as sent and percent-decoded (with `+` as `+` and as a space),
+    // so an encoded copy of a key in a URL is caught too.
+    let leaks = |value: &[u8]| {
+        let text = String::from_utf8_lossy(value);
+        let spaced = text.replace('+', " ");
+        let views = [
+            text.to_string(),
+            percent_encoding::percent_decode_str(&text)
+                .decode_utf8_lossy()
+                .into_owned(),
+            percent_encoding::percent_decode_str(&spaced)
+                .decode_utf8_lossy()
+                .into_owned(),
+        ];
+        views
+            .iter()
+            .any(|view| secrets.iter().any(|secret| view.contains(secret)))
+    };
+    let mut headers: Vec<(String, Vec<u8>)> =
+        filter_response_headers(upstream.iter().map(|(n, v)| (n.as_str(), v.as_slice())))
+            .into_iter()
+            .filter(|(_, value)| !leaks(value))
+            .collect();
+    headers.extend(
+        cors.iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())),
+    );
+    if let Some(source) = token {
+        headers.push((
+            TOKEN_HEADER.to_string(),
+            source.as_str().as_bytes().to_vec(),
+        ));
+    }
+    headers
 }
 
 fn forward(cfg: &Config, req: &RequestParts, path: String) -> Result<Forward> {
@@ -324,6 +403,55 @@ mod tests {
             .outcome
             .unwrap_err();
         assert_eq!(err.status(), 413);
+    }
+
+    #[test]
+    fn answer_headers_never_carry_a_secret() {
+        let upstream = vec![
+            (
+                "location".to_string(),
+                b"/v3/x/?q=1&api_key=K%2BEY%26".to_vec(),
+            ),
+            ("link".to_string(), b"<https://a/?api_key=K+EY%26>".to_vec()),
+            ("x-echo".to_string(), b"Bearer tok-123".to_vec()),
+            ("etag".to_string(), b"\"v1\"".to_vec()),
+            ("set-cookie".to_string(), b"a=1".to_vec()),
+        ];
+        let headers = response_headers(
+            &upstream,
+            &["K+EY&", "tok-123", ""],
+            &[("vary", "Origin".to_string())],
+            Some(TokenSource::Cached),
+        );
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["etag", "vary", TOKEN_HEADER]);
+    }
+
+    #[test]
+    fn forward_debug_hides_the_key() {
+        let cfg = config(&[("api_key_header", ""), ("api_key_query", "api_key")]);
+        let f = forward_of(decide(&cfg, &request("GET", "/x", &[("Api-Key", "x")])));
+        let printed = format!("{f:?}");
+        assert!(!printed.contains("KEY-1"), "{printed}");
+    }
+
+    #[test]
+    fn config_errors_still_get_cors_for_allowed_origins() {
+        let vars = MapVars(
+            [
+                ("allowed_origins", "https://site.example"),
+                ("upstream_url", "nope"),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let req = request("GET", "/x", &[("Origin", "https://site.example")]);
+        let cors = cors_without_config(&vars, &req);
+        assert!(cors
+            .iter()
+            .any(|(n, v)| *n == "access-control-allow-origin" && v == "https://site.example"));
+        let other = request("GET", "/x", &[("Origin", "https://evil.example")]);
+        assert!(cors_without_config(&vars, &other).is_empty());
     }
 
     #[test]

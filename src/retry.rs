@@ -6,7 +6,7 @@
 //! actual sending is behind [`Send`], so this logic is tested with a fake and no runtime.
 
 use crate::error::Result;
-use crate::token::{TokenSource, Tokens};
+use crate::token::{TokenRecord, TokenSource, Tokens};
 
 /// One upstream attempt. The implementation owns method, URL, headers and body.
 pub trait Send {
@@ -21,10 +21,12 @@ pub trait Send {
     fn replayable(&self) -> bool;
 }
 
-/// The upstream's answer and, with the token flow on, where the token came from.
+/// The upstream's answer and, with the token flow on, the token sent and where it came from.
 pub struct Sent<R> {
     pub response: R,
     pub token: Option<TokenSource>,
+    /// The token in the last attempt, so the answer can be checked for it.
+    pub record: Option<TokenRecord>,
     /// How many times the request went upstream (1 or 2).
     pub attempts: u8,
 }
@@ -37,6 +39,7 @@ pub fn send_with_token<S: Send>(
         return Ok(Sent {
             response: sender.send(None)?,
             token: None,
+            record: None,
             attempts: 1,
         });
     };
@@ -46,21 +49,23 @@ pub fn send_with_token<S: Send>(
         if S::status(&response) == 401 {
             // The body was streamed and is gone, so no retry; still drop the refused token so
             // the next request starts with a new one.
-            tokens.invalidate();
+            tokens.invalidate(&record);
         }
         return Ok(Sent {
             response,
             token: Some(source),
+            record: Some(record),
             attempts: 1,
         });
     }
     // RFC 6750 §3.1: 401 with a bearer token means invalid_token (revoked or expired early).
     drop(response);
-    let record = tokens.refresh()?;
+    let record = tokens.refresh(&record)?;
     let response = sender.send(Some(&record.authorization()))?;
     Ok(Sent {
         response,
         token: Some(TokenSource::Fetched),
+        record: Some(record),
         attempts: 2,
     })
 }

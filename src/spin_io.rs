@@ -133,7 +133,8 @@ fn method_name(m: &Method) -> String {
         Method::Options => "OPTIONS".into(),
         Method::Trace => "TRACE".into(),
         Method::Patch => "PATCH".into(),
-        Method::Other(other) => other.to_ascii_uppercase(),
+        // Methods are case-sensitive (RFC 9110 §9.1): `get` is not `GET`.
+        Method::Other(other) => other.clone(),
     }
 }
 
@@ -295,9 +296,16 @@ impl TokenEndpoint for WasiTokenEndpoint {
         ));
         let request = outgoing("POST", &req.url, &headers, Fail::Token)?;
         let out_body = request.body().map_err(|_| internal("no outgoing body"))?;
-        let pending = outgoing_handler::handle(request, Some(options(self.timeout_ns)))
+        let options = options(self.timeout_ns);
+        // The reply is read whole, so a token endpoint that stalls mid-body must time out too.
+        let _ = options.set_between_bytes_timeout(Some(self.timeout_ns));
+        let pending = outgoing_handler::handle(request, Some(options))
             .map_err(|e| Fail::Token.error(&e, &req.url))?;
-        write_body(out_body, &req.body, None, u64::MAX)?;
+        write_body(out_body, &req.body, None, u64::MAX).map_err(|_| {
+            Error::TokenEndpointFailed {
+                reason: "it stopped reading the token request".into(),
+            }
+        })?;
         let response = wait(pending, &req.url, Fail::Token)?;
         let status = response.status();
         let body = response

@@ -211,12 +211,20 @@ pub fn parse_token_reply(
         });
     }
     let lifetime = reply.expires_in.unwrap_or(default_ttl_secs);
+    if lifetime == 0 {
+        return Err(Error::TokenEndpointFailed {
+            reason: "its token expires immediately (expires_in 0)".into(),
+        });
+    }
     Ok(TokenRecord {
         access_token: AccessToken::new(access_token),
         token_type: reply.token_type.unwrap_or_else(|| "Bearer".into()),
-        expires_at: now.saturating_add(lifetime),
+        // A lifetime beyond a year is a server bug or a joke; cap it so no token is "forever".
+        expires_at: now.saturating_add(lifetime.min(MAX_LIFETIME_SECS)),
     })
 }
+
+const MAX_LIFETIME_SECS: u64 = 366 * 24 * 3600;
 
 /// Whether the token came from the cache or was just fetched; shown to the browser in the
 /// `x-credential-proxy-token` header (the token itself never is).
@@ -289,16 +297,28 @@ impl Tokens<'_> {
         }
     }
 
-    /// Drops the cached token: the upstream refused it, so nobody may use it again.
-    pub fn invalidate(&self) {
-        if let Err(e) = self.store.remove(&cache_key(self.cfg)) {
-            (self.log)(&format!("token cache delete failed: {e}"));
+    /// Drops the cached token if it is still `refused`: the upstream refused it, so nobody may
+    /// use it again. A newer token that another instance stored meanwhile is kept.
+    pub fn invalidate(&self, refused: &TokenRecord) {
+        let key = cache_key(self.cfg);
+        let still_cached = match self.store.load(&key) {
+            Ok(bytes) => bytes
+                .as_deref()
+                .and_then(TokenRecord::from_bytes)
+                .is_some_and(|r| r.access_token == refused.access_token),
+            // Unknown: delete, so a refused token is never reused.
+            Err(_) => true,
+        };
+        if still_cached {
+            if let Err(e) = self.store.remove(&key) {
+                (self.log)(&format!("token cache delete failed: {e}"));
+            }
         }
     }
 
-    /// Drops the cached token and fetches a new one.
-    pub fn refresh(&self) -> Result<TokenRecord> {
-        self.invalidate();
+    /// Drops the refused token and fetches a new one.
+    pub fn refresh(&self, refused: &TokenRecord) -> Result<TokenRecord> {
+        self.invalidate(refused);
         self.fetch(&cache_key(self.cfg))
     }
 
@@ -403,6 +423,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!(junk.expires_at, 400);
+    }
+
+    #[test]
+    fn zero_lifetime_is_refused_and_huge_ones_are_capped() {
+        let err = parse_token_reply(200, br#"{"access_token":"a","expires_in":0}"#, 100, 300)
+            .unwrap_err();
+        assert_eq!(err.code(), "token_endpoint_failed");
+        let huge = parse_token_reply(200, br#"{"access_token":"a","expires_in":1e300}"#, 100, 300)
+            .unwrap();
+        assert_eq!(huge.expires_at, 100 + MAX_LIFETIME_SECS);
+    }
+
+    #[test]
+    fn invalidate_keeps_a_newer_token_stored_meanwhile() {
+        let store = MapStore::default();
+        let c = cfg(ClientAuth::Body);
+        let ep = Endpoint {
+            calls: RefCell::new(0),
+            fail: false,
+        };
+        let tokens = Tokens {
+            cfg: &c,
+            store: &store,
+            endpoint: &ep,
+            now: 0,
+            log: &|_| {},
+        };
+        let mut refused = record(100);
+        refused.access_token = AccessToken::new("old");
+        store.save(&cache_key(&c), &record(100).to_bytes()).unwrap();
+        tokens.invalidate(&refused);
+        assert!(
+            store.load(&cache_key(&c)).unwrap().is_some(),
+            "another token is kept"
+        );
+        tokens.invalidate(&record(100));
+        assert!(
+            store.load(&cache_key(&c)).unwrap().is_none(),
+            "the refused one goes"
+        );
     }
 
     #[test]
@@ -566,7 +626,7 @@ mod tests {
             now: 1,
             log: &|_| {},
         }
-        .refresh()
+        .refresh(&TokenRecord::from_bytes(&store.load(&cache_key(&c)).unwrap().unwrap()).unwrap())
         .unwrap();
         assert_eq!(fresh.access_token.secret(), "t2");
         let stored = TokenRecord::from_bytes(&store.load(&cache_key(&c)).unwrap().unwrap());

@@ -71,6 +71,8 @@ pub struct Setup {
     pub expires_in: Option<u64>,
     /// Leave the upstream host out of allowed_outbound_hosts.
     pub forbid_upstream: bool,
+    /// Send the key as `?api_key=` (api_key_query) instead of the `Api-Key` header.
+    pub key_in_query: bool,
 }
 
 impl Default for Setup {
@@ -80,6 +82,7 @@ impl Default for Setup {
             token_flow: true,
             expires_in: Some(1800),
             forbid_upstream: false,
+            key_in_query: false,
         }
     }
 }
@@ -111,8 +114,12 @@ pub fn manifest_text(setup: &Setup, upstream: &str, token_url: &str) -> String {
     let mut vars = vec![
         ("upstream_url", format!("{upstream}/v3")),
         ("api_key", "{{ test_api_key }}".to_string()),
-        ("api_key_header", "Api-Key".to_string()),
     ];
+    if setup.key_in_query {
+        vars.push(("api_key_query", "api_key".to_string()));
+    } else {
+        vars.push(("api_key_header", "Api-Key".to_string()));
+    }
     if setup.token_flow {
         vars.push(("token_url", token_url.to_string()));
         vars.push(("client_id", "{{ test_api_key }}".to_string()));
@@ -165,7 +172,11 @@ impl App {
             None => tokens.set_expires_in(spin_test_host::mock::ExpiresIn::Absent),
         }
         let upstream = Upstream::start().await;
-        upstream.require_key("Api-Key", API_KEY);
+        if setup.key_in_query {
+            upstream.require_key_query("api_key", API_KEY);
+        } else {
+            upstream.require_key("Api-Key", API_KEY);
+        }
         if setup.token_flow {
             upstream.require_bearer_from(&tokens);
         }
@@ -274,6 +285,18 @@ pub fn check_no_secrets(host: &SpinHost, tokens: &TokenServer, replies: &[Reply]
     }
 }
 
+/// `body` framed as HTTP/1.1 chunks of `chunk` bytes, so no length is known in advance.
+pub fn chunked(body: &[u8], chunk: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / chunk * 12 + 8);
+    for piece in body.chunks(chunk) {
+        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
 /// A minimal HTTP/1.1 client over a TCP socket, so hostile paths reach the host byte for byte.
 pub async fn raw_request(
     addr: std::net::SocketAddr,
@@ -290,10 +313,10 @@ pub async fn raw_request(
         head.push_str(&format!("{n}: {v}\r\n"));
     }
     if let Some(body) = body {
-        if !headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        {
+        // A body sent `Transfer-Encoding: chunked` comes pre-framed and has no length.
+        if !headers.iter().any(|(n, _)| {
+            n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding")
+        }) {
             head.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
     }

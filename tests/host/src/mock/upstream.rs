@@ -2,7 +2,9 @@
 //! (`{"method","path","query","headers":[[name,value],...],"body_len"}`) after optional checks
 //! (static key in a header or query parameter, a bearer token issued by a
 //! [`TokenServer`]) and an optional delay. A path ending in `/__large?bytes=N` streams N bytes of
-//! [`LARGE_PATTERN`] without ever holding them in memory. Responses carry `x-upstream: mock`,
+//! [`LARGE_PATTERN`] without ever holding them in memory; one ending in `/__redirect` answers 301
+//! with `Location`, `Content-Location` and `Link` that repeat the full query, credentials
+//! included, as real APIs' canonical-URL redirects do. Responses carry `x-upstream: mock`,
 //! `set-cookie: upstream=1` and `connection: keep-alive` for header-filter tests.
 //! Every request is recorded, including which token it used and whether that token was still
 //! valid at that moment. The echo never reflects credential values (`authorization`, cookies,
@@ -262,6 +264,22 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Mo
             http::header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer error=\"invalid_token\""),
         );
+        return r;
+    }
+    if path.ends_with("/__redirect") {
+        // Like a trailing-slash or canonical-URL redirect: the target keeps the full query,
+        // credentials included, as real APIs do. The proxy must not pass that on.
+        let target = format!("{}/?{}", path, query.as_deref().unwrap_or(""));
+        let mut r = json(StatusCode::MOVED_PERMANENTLY, "{}".to_string());
+        let h = r.headers_mut();
+        for name in [http::header::LOCATION, http::header::CONTENT_LOCATION] {
+            if let Ok(v) = HeaderValue::from_str(&target) {
+                h.insert(name, v);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("<{target}&page=2>; rel=\"next\"")) {
+            h.insert(http::header::LINK, v);
+        }
         return r;
     }
     if path.ends_with("/__large") {
