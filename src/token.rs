@@ -20,6 +20,8 @@ use crate::secret::AccessToken;
 pub struct TokenRecord {
     #[serde(with = "token_serde")]
     pub access_token: AccessToken,
+    /// Kept as the endpoint said, for whoever reads the cache; the proxy always sends `Bearer`
+    /// (RFC 6750), the only type client credentials issue in practice.
     pub token_type: String,
     /// Unix seconds after which the token must not be sent.
     pub expires_at: u64,

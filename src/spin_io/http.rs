@@ -1,112 +1,32 @@
-//! The Spin edge: variables, key-value, clock and wasi:http, behind the core's ports.
+//! wasi:http at the edge: the incoming request as plain values, request bodies (held for a
+//! replay or streamed), the upstream and token-endpoint sends with their timeouts, and the
+//! answers, streamed back with wasi:io's blocking splice so no body is ever held whole.
 //!
-//! Everything that touches `spin_sdk` or the wasi:http resources lives here and nowhere else. It
-//! reads the request as `IncomingRequest` (every header value kept), streams bodies in both
-//! directions with wasi:io's blocking splice, and sends with request options so the connect and
-//! first-byte timeouts hold. It decides nothing: the core says what to send and what to answer.
-//! wasi:http errors are turned into our own fixed descriptions, never their text, because an
-//! `internal-error` string may echo the URL, and the URL may carry `api_key_query`.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! wasi:http errors become our own fixed descriptions, never their text: an `internal-error`
+//! string may echo the URL, and the URL may carry `api_key_query`. Resource order matters to
+//! the runtime: a stream is always dropped before the body it came from, and a body is finished
+//! only after its stream is gone.
 
 use spin_sdk::http::IncomingRequest;
-use spin_sdk::key_value::{self, Store};
-use spin_sdk::variables;
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{
-    ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
-    OutgoingResponse, RequestOptions, ResponseOutparam, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
+    OutgoingBody, OutgoingRequest, OutgoingResponse, RequestOptions, ResponseOutparam, Scheme,
 };
 use wasi::io::streams::{InputStream, StreamError};
 
-use crate::config::Variables;
+use super::log;
 use crate::error::{Error, Result};
 use crate::plan::{Forward, RequestParts};
 use crate::retry::Send;
-use crate::token::{TokenEndpoint, TokenRequest, TokenStore};
+use crate::token::{TokenEndpoint, TokenRequest};
 
 /// Bytes moved per splice: large enough to keep the host busy, small enough to stay streaming.
 const CHUNK: u64 = 64 * 1024;
 /// A body up to this size is held in memory so a 401 retry can replay it.
 const REPLAY_LIMIT: u64 = 1024 * 1024;
 /// A token endpoint reply larger than this is not a token reply.
-const TOKEN_REPLY_LIMIT: usize = 64 * 1024;
-
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-pub fn log(line: &str) {
-    eprintln!("credential-proxy: {line}");
-}
-
-/// Spin's component variables. An empty value counts as unset, which is what a template over an
-/// empty secret gives; `undefined` means the variable is not listed for this component.
-pub struct SpinVariables;
-
-impl Variables for SpinVariables {
-    fn get(&self, name: &str) -> Result<Option<String>> {
-        match variables::get(name) {
-            Ok(value) if value.trim().is_empty() => Ok(None),
-            Ok(value) => Ok(Some(value)),
-            Err(variables::Error::Undefined(_)) => Ok(None),
-            Err(variables::Error::InvalidName(_)) => {
-                Err(Error::config(name, "is not a valid Spin variable name"))
-            }
-            Err(_) => Err(Error::config(
-                name,
-                "could not be read from the Spin variables provider",
-            )),
-        }
-    }
-}
-
-/// The token cache on a Spin key-value store.
-pub struct KvTokenStore(Store);
-
-impl KvTokenStore {
-    pub fn open(label: &str) -> Result<KvTokenStore> {
-        Store::open(label).map(KvTokenStore).map_err(|e| {
-            let why = match e {
-                key_value::Error::AccessDenied => {
-                    "names a store this component may not use: add it to key_value_stores in \
-                     spin.toml"
-                }
-                key_value::Error::NoSuchStore => {
-                    "names a store the runtime does not have: define it in the runtime config"
-                }
-                _ => "names a store that could not be opened",
-            };
-            Error::config("kv_store", why)
-        })
-    }
-}
-
-impl TokenStore for KvTokenStore {
-    fn load(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
-        self.0.get(key).map_err(|e| kv_error(&e))
-    }
-
-    fn save(&self, key: &str, value: &[u8]) -> std::result::Result<(), String> {
-        self.0.set(key, value).map_err(|e| kv_error(&e))
-    }
-
-    fn remove(&self, key: &str) -> std::result::Result<(), String> {
-        self.0.delete(key).map_err(|e| kv_error(&e))
-    }
-}
-
-fn kv_error(e: &key_value::Error) -> String {
-    match e {
-        key_value::Error::StoreTableFull => "the store is full".into(),
-        key_value::Error::AccessDenied => "access denied".into(),
-        key_value::Error::NoSuchStore => "no such store".into(),
-        key_value::Error::Other(_) => "the store reported an error".into(),
-    }
-}
+const TOKEN_REPLY_LIMIT: u64 = 64 * 1024;
 
 /// The request line and headers as plain values for the core.
 pub fn request_parts(req: &IncomingRequest) -> RequestParts {
@@ -174,37 +94,52 @@ impl RequestBody {
             .stream()
             .map_err(|_| internal("request body stream already taken"))?;
         let hold = max.min(REPLAY_LIMIT);
-        let mut buf = Vec::new();
-        loop {
-            match stream.blocking_read(CHUNK) {
-                Ok(chunk) => {
-                    buf.extend_from_slice(&chunk);
-                    if buf.len() as u64 > max {
-                        return Err(Error::BodyTooLarge { limit: max });
-                    }
-                    if buf.len() as u64 > hold {
-                        return Ok(RequestBody::Streaming {
-                            prefix: buf,
-                            stream,
-                            _body: body,
-                        });
-                    }
-                }
-                Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(_)) => {
-                    return Err(Error::BadRequest {
-                        reason: "the request body could not be read".into(),
-                    })
+        match read_up_to(&stream, hold) {
+            Ok(Read::Whole(buf)) => {
+                drop(stream);
+                drop(body);
+                Ok(if buf.is_empty() {
+                    RequestBody::Empty
+                } else {
+                    RequestBody::Buffered(buf)
+                })
+            }
+            Ok(Read::Over(buf)) if buf.len() as u64 > max => {
+                Err(Error::BodyTooLarge { limit: max })
+            }
+            Ok(Read::Over(prefix)) => Ok(RequestBody::Streaming {
+                prefix,
+                stream,
+                _body: body,
+            }),
+            Err(()) => Err(Error::BadRequest {
+                reason: "the request body could not be read".into(),
+            }),
+        }
+    }
+}
+
+/// What [`read_up_to`] got: the whole stream, or more than the limit (and the stream is left
+/// positioned after what was read).
+enum Read {
+    Whole(Vec<u8>),
+    Over(Vec<u8>),
+}
+
+/// Reads a stream to its end, or until it has more than `limit` bytes. `Err` if it broke off.
+fn read_up_to(stream: &InputStream, limit: u64) -> std::result::Result<Read, ()> {
+    let mut buf = Vec::new();
+    loop {
+        match stream.blocking_read(CHUNK) {
+            Ok(chunk) => {
+                buf.extend_from_slice(&chunk);
+                if buf.len() as u64 > limit {
+                    return Ok(Read::Over(buf));
                 }
             }
+            Err(StreamError::Closed) => return Ok(Read::Whole(buf)),
+            Err(StreamError::LastOperationFailed(_)) => return Err(()),
         }
-        drop(stream);
-        drop(body);
-        Ok(if buf.is_empty() {
-            RequestBody::Empty
-        } else {
-            RequestBody::Buffered(buf)
-        })
     }
 }
 
@@ -224,7 +159,11 @@ impl Send for UpstreamSender<'_> {
         if let Some(value) = authorization {
             headers.push(("authorization".into(), value.as_bytes().to_vec()));
         }
-        let body = self.body.take().unwrap_or(RequestBody::Empty);
+        // A streamed body is spent after one attempt; `retry` only calls again when replayable.
+        let body = self
+            .body
+            .take()
+            .ok_or_else(|| internal("the request body was already sent"))?;
         if let RequestBody::Buffered(bytes) = &body {
             // A client that sent its body chunked still gets a plain length upstream: the
             // whole body is in hand, and some APIs refuse chunked uploads.
@@ -314,25 +253,19 @@ impl TokenEndpoint for WasiTokenEndpoint {
         let stream = body
             .stream()
             .map_err(|_| internal("token reply stream already taken"))?;
-        let mut bytes = Vec::new();
-        loop {
-            match stream.blocking_read(CHUNK) {
-                Ok(chunk) => {
-                    bytes.extend_from_slice(&chunk);
-                    if bytes.len() > TOKEN_REPLY_LIMIT {
-                        return Err(Error::TokenEndpointFailed {
-                            reason: "its reply is too large to be a token response".into(),
-                        });
-                    }
-                }
-                Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(_)) => {
-                    return Err(Error::TokenEndpointFailed {
-                        reason: "its reply broke off".into(),
-                    })
-                }
+        let bytes = match read_up_to(&stream, TOKEN_REPLY_LIMIT) {
+            Ok(Read::Whole(bytes)) => bytes,
+            Ok(Read::Over(_)) => {
+                return Err(Error::TokenEndpointFailed {
+                    reason: "its reply is too large to be a token response".into(),
+                })
             }
-        }
+            Err(()) => {
+                return Err(Error::TokenEndpointFailed {
+                    reason: "its reply broke off".into(),
+                })
+            }
+        };
         drop(stream);
         drop(body);
         Ok((status, bytes))
@@ -484,11 +417,7 @@ fn write_body(
     OutgoingBody::finish(body, None).map_err(|_| broke())
 }
 
-fn wait(
-    pending: spin_sdk::wit::wasi::http0_2_0::types::FutureIncomingResponse,
-    url: &url::Url,
-    fail: Fail,
-) -> Result<IncomingResponse> {
+fn wait(pending: FutureIncomingResponse, url: &url::Url, fail: Fail) -> Result<IncomingResponse> {
     loop {
         match pending.get() {
             Some(Ok(Ok(response))) => return Ok(response),
