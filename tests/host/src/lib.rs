@@ -114,6 +114,34 @@ impl SpinHost {
         format!("http://{}{}", self.addr, path_and_query)
     }
 
+    /// Sends one request to the app in-process, without a socket: routed, instantiated and
+    /// answered exactly as over HTTP. The `Host` header defaults to this host's address (Spin
+    /// builds `spin-full-url` from it). The body is collected.
+    pub async fn call(&self, req: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>> {
+        use http_body_util::BodyExt;
+        let (mut parts, body) = req.into_parts();
+        if !parts.headers.contains_key(http::header::HOST) {
+            parts
+                .headers
+                .insert(http::header::HOST, self.addr.to_string().parse()?);
+        }
+        let body = http_body_util::Full::new(bytes::Bytes::from(body))
+            .map_err(|e: std::convert::Infallible| match e {})
+            .boxed_unsync();
+        let response = self
+            .app
+            .clone()
+            .handle_in_process(http::Request::from_parts(parts, body))
+            .await;
+        let (parts, body) = response.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("response body failed: {e:?}"))?
+            .to_bytes();
+        Ok(http::Response::from_parts(parts, bytes.to_vec()))
+    }
+
     /// Everything the components wrote to stdout/stderr so far, plus host error lines.
     pub fn logs(&self) -> String {
         self.app.logs.contents()
