@@ -140,6 +140,22 @@ impl AppState {
         req: Request<Incoming>,
         client_addr: SocketAddr,
     ) -> Response<WasiBody> {
+        let req = req.map(|b| b.map_err(HttpError::from).boxed_unsync());
+        self.handle_logged(req, client_addr).await
+    }
+
+    /// A request handed over in-process (no socket), routed exactly like one from the network
+    /// and recorded in the access log; the client address is the loopback.
+    pub async fn handle_in_process(self: Arc<Self>, req: Request<WasiBody>) -> Response<WasiBody> {
+        self.handle_logged(req, SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+    }
+
+    async fn handle_logged(
+        self: Arc<Self>,
+        req: Request<WasiBody>,
+        client_addr: SocketAddr,
+    ) -> Response<WasiBody> {
         let mut entry = ServedRequest {
             method: req.method().to_string(),
             path: req.uri().path().to_string(),
@@ -161,7 +177,7 @@ impl AppState {
 
     async fn route_external(
         self: Arc<Self>,
-        mut req: Request<Incoming>,
+        mut req: Request<WasiBody>,
         client_addr: SocketAddr,
         entry: &mut ServedRequest,
     ) -> Response<WasiBody> {
@@ -189,35 +205,7 @@ impl AppState {
             return empty(StatusCode::NOT_FOUND);
         };
         entry.component = Some(route_match.component.clone());
-        let req = req.map(|b| b.map_err(HttpError::from).boxed_unsync());
         self.respond(route_match, req, client_addr).await
-    }
-
-    /// A request handed over in-process (no socket), routed exactly like one from the network
-    /// and recorded in the access log; the client address is the loopback.
-    pub async fn handle_in_process(self: Arc<Self>, req: Request<WasiBody>) -> Response<WasiBody> {
-        let mut entry = ServedRequest {
-            method: req.method().to_string(),
-            path: req.uri().path().to_string(),
-            query: req.uri().query().map(str::to_string),
-            component: None,
-            status: 0,
-        };
-        let response = match self.router.route(req.uri().path()) {
-            Some(route_match) => {
-                entry.component = Some(route_match.component.clone());
-                self.clone()
-                    .respond(route_match, req, SocketAddr::from(([127, 0, 0, 1], 0)))
-                    .await
-            }
-            None => empty(StatusCode::NOT_FOUND),
-        };
-        entry.status = response.status().as_u16();
-        self.served
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(entry);
-        response
     }
 
     /// A service-chaining request from a component (`http://<target>.spin.internal/...`).
