@@ -12,15 +12,13 @@ async fn refused_routes_and_methods_never_reach_the_upstream() {
         App::start(Setup::default().var("allowed_routes", "GET /search/**, POST /forms/contact"))
             .await;
     let reply = app.get("/api/getty/admin/keys").await;
-    assert_eq!(reply.status, 403);
-    assert_eq!(reply.error_code(), "route_not_allowed");
+    reply.assert_error(403, "route_not_allowed");
     assert_eq!(reply.header("content-type"), Some("application/json"));
 
     let reply = app
         .send("DELETE", "/api/getty/search/images", &[], None)
         .await;
-    assert_eq!(reply.status, 405);
-    assert_eq!(reply.error_code(), "method_not_allowed");
+    reply.assert_error(405, "method_not_allowed");
     assert_eq!(reply.header("allow"), Some("GET, HEAD"));
 
     let reply = app
@@ -82,8 +80,7 @@ async fn cors_preflight_and_origin_checks() {
             None,
         )
         .await;
-    assert_eq!(reply.status, 403);
-    assert_eq!(reply.error_code(), "origin_not_allowed");
+    reply.assert_error(403, "origin_not_allowed");
     assert!(reply.header("access-control-allow-origin").is_none());
 
     let reply = app
@@ -141,8 +138,7 @@ async fn no_allowed_origins_means_no_cross_origin_access() {
             None,
         )
         .await;
-    assert_eq!(reply.status, 403);
-    assert_eq!(reply.error_code(), "origin_not_allowed");
+    reply.assert_error(403, "origin_not_allowed");
     // A same-origin request (the page served next to the proxy) is fine.
     let own = format!("http://{}", app.host.addr());
     let reply = app
@@ -240,8 +236,7 @@ async fn body_over_the_limit_gets_413_and_is_not_sent() {
     .await;
     let big = vec![b'x'; 1001];
     let reply = app.send("POST", "/api/getty/upload", &[], Some(&big)).await;
-    assert_eq!(reply.status, 413);
-    assert_eq!(reply.error_code(), "body_too_large");
+    reply.assert_error(413, "body_too_large");
 
     // Chunked, so no Content-Length tells the size in advance: the proxy counts as it reads.
     let body = common::chunked(&[b'y'; 1200], 400);
@@ -285,12 +280,7 @@ async fn large_chunked_bodies_stream_upstream_and_are_cut_at_the_limit() {
             Some(&common::chunked(&two_mib, 64 * 1024)),
         )
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     assert_eq!(app.upstream.requests()[0].body_len, two_mib.len() as u64);
 
     let four_mib = vec![b'b'; 4 * 1024 * 1024];
@@ -302,13 +292,7 @@ async fn large_chunked_bodies_stream_upstream_and_are_cut_at_the_limit() {
             Some(&common::chunked(&four_mib, 64 * 1024)),
         )
         .await;
-    assert_eq!(
-        reply.status,
-        413,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert_eq!(reply.error_code(), "body_too_large");
+    reply.assert_error(413, "body_too_large");
     assert!(
         app.upstream
             .requests()
@@ -356,13 +340,7 @@ async fn slow_upstream_gives_504() {
     app.upstream.set_delay(std::time::Duration::from_secs(5));
     let started = std::time::Instant::now();
     let reply = app.get("/api/getty/slow").await;
-    assert_eq!(
-        reply.status,
-        504,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert_eq!(reply.error_code(), "upstream_timeout");
+    reply.assert_error(504, "upstream_timeout");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     app.assert_no_secrets();
 }
@@ -407,8 +385,7 @@ async fn empty_secret_is_config_invalid() {
         .await
         .unwrap();
     let reply = common::raw_request(host.addr(), "GET", "/api/getty/x", &[], None).await;
-    assert_eq!(reply.status, 500);
-    assert_eq!(reply.error_code(), "config_invalid");
+    reply.assert_error(500, "config_invalid");
     assert!(
         reply.json()["error"]["message"]
             .as_str()
@@ -432,13 +409,7 @@ async fn upstream_missing_from_allowed_outbound_hosts_gives_a_clear_502() {
     })
     .await;
     let reply = app.get("/api/getty/x").await;
-    assert_eq!(
-        reply.status,
-        502,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert_eq!(reply.error_code(), "outbound_not_allowed");
+    reply.assert_error(502, "outbound_not_allowed");
     assert!(reply.json()["error"]["message"]
         .as_str()
         .unwrap()

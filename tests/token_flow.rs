@@ -25,12 +25,7 @@ async fn forwards_with_key_and_bearer_and_strips_client_credentials() {
             None,
         )
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     assert_eq!(reply.header("x-credential-proxy-token"), Some("fetched"));
 
     let seen = app.upstream.requests();
@@ -238,13 +233,7 @@ async fn token_endpoint_failures_without_a_valid_token_give_502() {
         let app = App::start(Setup::default()).await;
         app.tokens.set_failure(failure);
         let reply = app.get("/api/getty/x").await;
-        assert_eq!(
-            reply.status,
-            502,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        assert_eq!(reply.error_code(), "token_endpoint_failed");
+        reply.assert_error(502, "token_endpoint_failed");
         assert_eq!(app.upstream.hits(), 0, "nothing is sent without a token");
         app.assert_no_secrets();
     }
@@ -262,8 +251,7 @@ async fn an_expired_cached_token_is_never_sent() {
         .kv_set("default", &key, record.to_string().as_bytes());
     app.tokens.set_failure(TokenFailure::Status500);
     let reply = app.get("/api/getty/b").await;
-    assert_eq!(reply.status, 502);
-    assert_eq!(reply.error_code(), "token_endpoint_failed");
+    reply.assert_error(502, "token_endpoint_failed");
     assert_eq!(
         app.upstream.hits(),
         1,
@@ -278,13 +266,7 @@ async fn hanging_token_endpoint_times_out_with_504() {
     app.tokens.set_failure(TokenFailure::Hang);
     let started = std::time::Instant::now();
     let reply = app.get("/api/getty/x").await;
-    assert_eq!(
-        reply.status,
-        504,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert_eq!(reply.error_code(), "token_endpoint_timeout");
+    reply.assert_error(504, "token_endpoint_timeout");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     app.assert_no_secrets();
 }

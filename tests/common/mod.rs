@@ -44,6 +44,22 @@ impl Reply {
         })
     }
 
+    /// Asserts the status, showing the body when it differs.
+    pub fn assert_status(&self, status: u16) {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+    }
+
+    /// Asserts a JSON error answer: its status and its `error.code`.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        self.assert_status(status);
+        assert_eq!(self.error_code(), code);
+    }
+
     /// The `error.code` of a JSON error answer.
     pub fn error_code(&self) -> String {
         self.json()["error"]["code"]
@@ -205,27 +221,11 @@ impl App {
 
     /// Stops the host and starts a new one on the same manifest and key-value files.
     pub async fn restart(self) -> App {
-        let App {
-            host,
-            tokens,
-            upstream,
-            dir,
-            manifest,
-            variables,
-            replies,
-        } = self;
-        check_no_secrets(&host, &tokens, &replies.lock().unwrap());
+        self.assert_no_secrets();
+        let App { host, .. } = self;
         host.shutdown().await;
-        let host = start_host(&manifest, dir.path(), &variables).await;
-        App {
-            host,
-            tokens,
-            upstream,
-            dir,
-            manifest,
-            variables,
-            replies,
-        }
+        let host = start_host(&self.manifest, self.dir.path(), &self.variables).await;
+        App { host, ..self }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
