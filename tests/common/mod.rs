@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod require;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
