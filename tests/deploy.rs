@@ -30,8 +30,8 @@ fn manifests() -> Vec<(String, Value)> {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&file).expect("a readable manifest");
         for doc in serde_norway::Deserializer::from_str(&text) {
-            let value = Value::deserialize(doc)
-                .unwrap_or_else(|e| panic!("{name} is not valid YAML: {e}"));
+            let value =
+                Value::deserialize(doc).unwrap_or_else(|e| panic!("{name} is not valid YAML: {e}"));
             if !value.is_null() {
                 docs.push((name.clone(), value));
             }
@@ -141,16 +141,17 @@ fn the_spin_app_binds_every_variable_spin_toml_needs() {
         .difference(&bound_names)
         .cloned()
         .collect();
-    assert!(
-        missing.is_empty(),
-        "spinapp.yaml does not bind {missing:?}"
-    );
+    assert!(missing.is_empty(), "spinapp.yaml does not bind {missing:?}");
     let unknown: Vec<_> = bound_names.difference(&declared).cloned().collect();
     assert!(
         unknown.is_empty(),
         "spinapp.yaml binds variables spin.toml does not declare: {unknown:?}"
     );
-    assert_eq!(bound.len(), bound_names.len(), "each variable is bound once");
+    assert_eq!(
+        bound.len(),
+        bound_names.len(),
+        "each variable is bound once"
+    );
 }
 
 #[test]
@@ -191,7 +192,10 @@ fn the_key_value_store_label_matches_the_components_and_is_redis() {
     });
     if let Some(selected) = &selected {
         for id in selected {
-            assert!(components.contains_key(id), "spin.toml has no component {id}");
+            assert!(
+                components.contains_key(id),
+                "spin.toml has no component {id}"
+            );
         }
     }
     let labels: BTreeSet<String> = components
@@ -253,6 +257,9 @@ fn the_key_value_store_label_matches_the_components_and_is_redis() {
                         })
                     })
         });
-        assert!(runs_redis, "Service {host} selects a Deployment running Redis");
+        assert!(
+            runs_redis,
+            "Service {host} selects a Deployment running Redis"
+        );
     }
 }

@@ -147,8 +147,10 @@ fn every_local_wasm_source_is_built_for_the_target_it_is_read_from() {
             .unwrap_or_else(|| panic!("component {id} reads {source} but has no build"));
         let steps = shell_steps(&build_commands(build));
         assert!(
-            steps.iter().any(|s| cargo_target(s).as_deref() == Some(triple)
-                && s.contains("--release") == rest.contains("/release/")),
+            steps
+                .iter()
+                .any(|s| cargo_target(s).as_deref() == Some(triple)
+                    && s.contains("--release") == rest.contains("/release/")),
             "component {id} reads {source}, but its build does not produce it: {steps:?}"
         );
     }
