@@ -483,4 +483,14 @@ mod tests {
         assert_eq!(key.query.as_deref(), Some("api_key"));
         assert!(key.header.is_none());
     }
+
+    #[test]
+    fn hosts_are_ascii_with_idn_in_punycode() {
+        // `url` runs on idna_adapter's ASCII-only backend (a smaller wasm, see ARCHITECTURE.md):
+        // an internationalised host is written as punycode.
+        let cfg = load(&[("upstream_url", "https://xn--bcher-kva.example/v3")]).unwrap();
+        assert_eq!(cfg.upstream_url.host_str(), Some("xn--bcher-kva.example"));
+        let err = load(&[("upstream_url", "https://bücher.example/v3")]).unwrap_err();
+        assert_eq!(variable_of(err), "upstream_url");
+    }
 }
