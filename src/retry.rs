@@ -85,8 +85,7 @@ mod tests {
     use super::*;
     use crate::config::{ClientAuth, TokenConfig};
     use crate::error::{Error, Failure, Target};
-    use crate::secret::{ClientId, ClientSecret};
-    use crate::token::test_support::{ports, At, MapStore as Store};
+    use crate::token::test_support::{ports, token_config, At, MapStore as Store};
     use crate::token::{TokenEndpoint, TokenRequest, TokenSource};
     use std::cell::RefCell;
 
@@ -124,15 +123,7 @@ mod tests {
     }
 
     fn cfg() -> TokenConfig {
-        TokenConfig {
-            url: url::Url::parse("https://auth.example.com/token").unwrap(),
-            client_id: ClientId::new("id"),
-            client_secret: ClientSecret::new("secret"),
-            scope: None,
-            client_auth: ClientAuth::Body,
-            refresh_skew_secs: 60,
-            default_ttl_secs: 300,
-        }
+        token_config(ClientAuth::Body)
     }
 
     fn run(fake: &mut Fake, endpoint: &Endpoint) -> Result<Sent<u16>> {

@@ -181,6 +181,20 @@ pub(crate) mod test_support {
         }
     }
 
+    /// A client-credentials config with a space in the id and `&` in the secret, so tests see
+    /// the encoding.
+    pub(crate) fn token_config(client_auth: crate::config::ClientAuth) -> TokenConfig {
+        TokenConfig {
+            url: url::Url::parse("https://auth.example.com/oauth2/token").unwrap(),
+            client_id: crate::secret::ClientId::new("my id"),
+            client_secret: crate::secret::ClientSecret::new("s&cret"),
+            scope: None,
+            client_auth,
+            refresh_skew_secs: 60,
+            default_ttl_secs: 300,
+        }
+    }
+
     pub(crate) fn ports<'a>(
         store: &'a dyn TokenStore,
         endpoint: &'a dyn TokenEndpoint,
@@ -197,24 +211,16 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{ports, At, MapStore};
+    use super::test_support::{ports, token_config, At, MapStore};
     use super::*;
     use crate::config::ClientAuth;
     use crate::error::Error;
-    use crate::secret::{AccessToken, ClientId, ClientSecret};
+    use crate::secret::AccessToken;
     use crate::token::TokenRequest;
     use std::cell::RefCell;
 
     fn cfg() -> TokenConfig {
-        TokenConfig {
-            url: url::Url::parse("https://auth.example.com/oauth2/token").unwrap(),
-            client_id: ClientId::new("my id"),
-            client_secret: ClientSecret::new("s&cret"),
-            scope: None,
-            client_auth: ClientAuth::Body,
-            refresh_skew_secs: 60,
-            default_ttl_secs: 300,
-        }
+        token_config(ClientAuth::Body)
     }
 
     fn record(expires_at: u64) -> TokenRecord {

@@ -153,19 +153,10 @@ const MAX_LIFETIME_SECS: u64 = 366 * 24 * 3600;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::{ClientId, ClientSecret};
     use std::collections::HashMap;
 
     fn cfg(auth: ClientAuth) -> TokenConfig {
-        TokenConfig {
-            url: url::Url::parse("https://auth.example.com/oauth2/token").unwrap(),
-            client_id: ClientId::new("my id"),
-            client_secret: ClientSecret::new("s&cret"),
-            scope: None,
-            client_auth: auth,
-            refresh_skew_secs: 60,
-            default_ttl_secs: 300,
-        }
+        crate::token::test_support::token_config(auth)
     }
 
     #[test]
