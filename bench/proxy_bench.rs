@@ -34,13 +34,16 @@ const RUN_BUDGET: Duration = Duration::from_secs(180);
 const STREAM_TIMEOUT: Duration = Duration::from_secs(300);
 const FIRST_200_TIMEOUT: Duration = Duration::from_secs(120);
 
-const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C]
-  --requests N     requests per load scenario (default 2000, at most 100000)
-  --concurrency C  keep-alive connections sending at once (default 8, at most 256)";
+const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C] [--baseline-wasm PATH]
+  --requests N            requests per load scenario (default 2000, at most 100000)
+  --concurrency C         keep-alive connections sending at once (default 8, at most 256)
+  --baseline-wasm PATH    also run (b) and (c) against this credential_proxy.wasm (e.g. an older
+                          commit's build), interleaved with the current one, in the same run";
 
 struct Options {
     requests: usize,
     concurrency: usize,
+    baseline_wasm: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -48,6 +51,7 @@ impl Options {
         let mut options = Options {
             requests: 2000,
             concurrency: 8,
+            baseline_wasm: None,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -55,6 +59,13 @@ impl Options {
                 Some((name, value)) => (name.to_string(), Some(value.to_string())),
                 None => (arg, None),
             };
+            if name == "--baseline-wasm" {
+                let path = inline
+                    .or_else(|| args.next())
+                    .with_context(|| format!("{name} needs a path"))?;
+                options.baseline_wasm = Some(path.into());
+                continue;
+            }
             let (slot, max) = match name.as_str() {
                 "--requests" => (&mut options.requests, MAX_REQUESTS),
                 "--concurrency" => (&mut options.concurrency, MAX_CONCURRENCY),
@@ -123,21 +134,62 @@ async fn run(options: &Options) -> Result<()> {
     eprintln!("streaming {} MiB...", STREAM_BYTES >> 20);
     let stream = streaming(&with_token).await?;
 
-    // 1. Latency and throughput.
+    // 1. Latency and throughput; with a baseline wasm, its runs interleave with ours so both
+    // see the same machine load.
     let key_only = Proxy::start(cached_dir.path(), false).await?;
-    let scenarios = [
-        (
-            "(a)",
-            "direct to the mock upstream",
-            key_only.direct_target(SMALL),
-        ),
-        ("(b)", "proxy, static key", key_only.target(SMALL)),
-        (
-            "(c)",
-            "proxy, key + cached OAuth token",
-            with_token.target(SMALL),
-        ),
-    ];
+    let baseline_dir = tempfile::tempdir()?;
+    let baseline = match &options.baseline_wasm {
+        Some(path) => {
+            std::fs::copy(path, baseline_dir.path().join(WASM))
+                .with_context(|| format!("copying {}", path.display()))?;
+            let size = std::fs::metadata(path)?.len();
+            eprintln!("baseline {} ({size} bytes): compiling...", path.display());
+            let key_only = Proxy::start(baseline_dir.path(), false).await?;
+            let with_token = Proxy::start(baseline_dir.path(), true).await?;
+            first_200(&key_only.target(SMALL)).await?;
+            first_200(&with_token.target(SMALL)).await?;
+            Some((path.display().to_string(), size, key_only, with_token))
+        }
+        None => None,
+    };
+    // With a baseline, both builds' token scenarios run on hosts set up the same way (fresh,
+    // first request answered), and in the order b0, b, c, c0, so neither build always goes
+    // first: a calibration run with the same wasm on both sides showed the slot that runs
+    // first, and a host that has not streamed 100 MiB, measuring up to a third faster.
+    let token_proxy = match &baseline {
+        Some(_) => {
+            let fresh = Proxy::start(cached_dir.path(), true).await?;
+            first_200(&fresh.target(SMALL)).await?;
+            Some(fresh)
+        }
+        None => None,
+    };
+    let token_proxy_ref = token_proxy.as_ref().unwrap_or(&with_token);
+    let mut scenarios = vec![(
+        "(a)",
+        "direct to the mock upstream",
+        key_only.direct_target(SMALL),
+    )];
+    if let Some((_, _, base_key, _)) = &baseline {
+        scenarios.push((
+            "(b0)",
+            "baseline wasm: proxy, static key",
+            base_key.target(SMALL),
+        ));
+    }
+    scenarios.push(("(b)", "proxy, static key", key_only.target(SMALL)));
+    scenarios.push((
+        "(c)",
+        "proxy, key + cached OAuth token",
+        token_proxy_ref.target(SMALL),
+    ));
+    if let Some((_, _, _, base_token)) = &baseline {
+        scenarios.push((
+            "(c0)",
+            "baseline wasm: proxy, key + cached OAuth token",
+            base_token.target(SMALL),
+        ));
+    }
     let mut results = Vec::new();
     for (label, name, target) in scenarios {
         eprintln!("{label} {name}: {} requests...", options.requests);
@@ -149,7 +201,7 @@ async fn run(options: &Options) -> Result<()> {
             rss_after: spin_test_host::mock::current_rss_bytes(),
         });
     }
-    let token_calls = with_token.tokens.calls();
+    let token_calls = token_proxy_ref.tokens.calls();
 
     let report = report::markdown(&Results {
         requests: options.requests,
@@ -163,6 +215,9 @@ async fn run(options: &Options) -> Result<()> {
             cached,
             wasm_size,
         },
+        baseline: baseline
+            .as_ref()
+            .map(|(path, size, _, _)| (path.clone(), *size)),
     });
     println!("{report}");
     let out = spin_test_host::project_root()
@@ -173,6 +228,13 @@ async fn run(options: &Options) -> Result<()> {
 
     key_only.shutdown().await;
     with_token.shutdown().await;
+    if let Some(fresh) = token_proxy {
+        fresh.shutdown().await;
+    }
+    if let Some((_, _, base_key, base_token)) = baseline {
+        base_key.shutdown().await;
+        base_token.shutdown().await;
+    }
     Ok(())
 }
 

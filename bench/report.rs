@@ -50,6 +50,8 @@ pub struct Results {
     pub token_calls: usize,
     pub stream: Streaming,
     pub cold: ColdStart,
+    /// With `--baseline-wasm`: its path and size; its scenarios are labelled `(b0)`, `(c0)`.
+    pub baseline: Option<(String, u64)>,
 }
 
 /// The report as markdown.
@@ -93,6 +95,13 @@ pub fn markdown(run: &Results) -> String {
             cell(|p| p.p95),
             cell(|p| p.p99),
             mib(s.rss_after),
+        );
+    }
+    if let Some((path, size)) = &run.baseline {
+        let _ = writeln!(
+            out,
+            "\n(b0) and (c0) run the baseline `{path}` ({size} bytes) in the same process, \
+             interleaved with (b) and (c)."
         );
     }
     let _ = writeln!(out, "\n| proxy overhead (p50) | added | ratio |");

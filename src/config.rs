@@ -1,6 +1,7 @@
 //! Spin variables -> a validated [`Config`].
 //!
-//! This is the only file that knows the variable names of DESIGN.md's configuration contract.
+//! This is the only file that knows the variable names of the configuration contract (README's
+//! "Variables", `ARCHITECTURE.md`).
 //! Each value is read through the [`Variables`] port, defaulted, parsed and checked together with
 //! the values it depends on (a header name needs a key, a token URL needs client credentials).
 //! Errors name the variable and say what is wrong, never what the value was. Reading the real Spin
@@ -12,7 +13,8 @@ use http::HeaderName;
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::policy::{Origins, Routes};
+use crate::origins::Origins;
+use crate::routes::Routes;
 use crate::secret::{ApiKey, ClientId, ClientSecret};
 
 /// Where configuration values come from. `Ok(None)` means the variable is not set: Spin's
@@ -480,5 +482,15 @@ mod tests {
         let key = cfg.static_key.unwrap();
         assert_eq!(key.query.as_deref(), Some("api_key"));
         assert!(key.header.is_none());
+    }
+
+    #[test]
+    fn hosts_are_ascii_with_idn_in_punycode() {
+        // `url` runs on idna_adapter's ASCII-only backend (a smaller wasm, see ARCHITECTURE.md):
+        // an internationalised host is written as punycode.
+        let cfg = load(&[("upstream_url", "https://xn--bcher-kva.example/v3")]).unwrap();
+        assert_eq!(cfg.upstream_url.host_str(), Some("xn--bcher-kva.example"));
+        let err = load(&[("upstream_url", "https://bücher.example/v3")]).unwrap_err();
+        assert_eq!(variable_of(err), "upstream_url");
     }
 }

@@ -1,7 +1,7 @@
 //! The one error type of the proxy, and its mapping onto HTTP.
 //!
-//! Every variant is one row of DESIGN.md's error model: it owns its JSON `code`, its HTTP status
-//! and its human message. Messages are built only from values that are safe to show a browser
+//! Every variant is one row of the error model in `ARCHITECTURE.md`: it owns its JSON `code`, its
+//! HTTP status and its human message (`Outbound` owns one per target and failure). Messages are built only from values that are safe to show a browser
 //! (variable *names*, hosts, methods, limits); no variant ever carries a secret, a token or the
 //! token endpoint's raw reply, so nothing that renders an `Error` can leak one. This module does
 //! not decide *when* an error happens; policy, config and the request flow do.
@@ -39,27 +39,10 @@ pub enum Error {
     #[error("configuration variable `{variable}` is invalid: {reason}")]
     ConfigInvalid { variable: String, reason: String },
 
-    /// The token endpoint could not give a usable token. `reason` is our own description
-    /// (status code, "reply is not JSON"), never the endpoint's text.
-    #[error("the token endpoint failed: {reason}")]
-    TokenEndpointFailed { reason: String },
-
-    /// The token endpoint did not answer in `upstream_timeout_secs`.
-    #[error("the token endpoint did not answer in time")]
-    TokenEndpointTimeout,
-
-    /// The upstream API could not be reached or broke off.
-    #[error("the upstream API could not be reached: {reason}")]
-    UpstreamUnreachable { reason: String },
-
-    /// The upstream API did not answer in `upstream_timeout_secs`.
-    #[error("the upstream API did not answer in time")]
-    UpstreamTimeout,
-
-    /// The Spin runtime refused the outbound connection: the host is missing from
-    /// `allowed_outbound_hosts` in spin.toml.
-    #[error("the Spin runtime refused the connection to {host}; add it to allowed_outbound_hosts")]
-    OutboundNotAllowed { host: String },
+    /// A call out of the component failed: which target, and how. One variant for both targets,
+    /// so the edge reports *what* happened and the code and status follow from the pair.
+    #[error("{}", outbound_message(*.target, .failure))]
+    Outbound { target: Target, failure: Failure },
 
     /// A bug or a runtime failure that is nobody's input.
     #[error("internal error: {reason}")]
@@ -75,6 +58,22 @@ impl Error {
         }
     }
 
+    /// The upstream API failed in this way.
+    pub fn upstream(failure: Failure) -> Self {
+        Error::Outbound {
+            target: Target::Upstream,
+            failure,
+        }
+    }
+
+    /// The token endpoint gave no usable token; `reason` is ours, never the endpoint's text.
+    pub fn token_endpoint(reason: impl Into<String>) -> Self {
+        Error::Outbound {
+            target: Target::TokenEndpoint,
+            failure: Failure::failed(reason),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Error::RouteNotAllowed { .. } | Error::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
@@ -84,10 +83,11 @@ impl Error {
             Error::ConfigInvalid { .. } | Error::Internal { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            Error::TokenEndpointFailed { .. }
-            | Error::UpstreamUnreachable { .. }
-            | Error::OutboundNotAllowed { .. } => StatusCode::BAD_GATEWAY,
-            Error::TokenEndpointTimeout | Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Error::Outbound {
+                failure: Failure::Timeout,
+                ..
+            } => StatusCode::GATEWAY_TIMEOUT,
+            Error::Outbound { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -100,11 +100,13 @@ impl Error {
             Error::BadRequest { .. } => "bad_request",
             Error::BodyTooLarge { .. } => "body_too_large",
             Error::ConfigInvalid { .. } => "config_invalid",
-            Error::TokenEndpointFailed { .. } => "token_endpoint_failed",
-            Error::TokenEndpointTimeout => "token_endpoint_timeout",
-            Error::UpstreamUnreachable { .. } => "upstream_unreachable",
-            Error::UpstreamTimeout => "upstream_timeout",
-            Error::OutboundNotAllowed { .. } => "outbound_not_allowed",
+            Error::Outbound { target, failure } => match (target, failure) {
+                (_, Failure::NotAllowed { .. }) => "outbound_not_allowed",
+                (Target::Upstream, Failure::Timeout) => "upstream_timeout",
+                (Target::Upstream, Failure::Failed { .. }) => "upstream_unreachable",
+                (Target::TokenEndpoint, Failure::Timeout) => "token_endpoint_timeout",
+                (Target::TokenEndpoint, Failure::Failed { .. }) => "token_endpoint_failed",
+            },
             Error::Internal { .. } => "internal_error",
         }
     }
@@ -118,11 +120,60 @@ impl Error {
         .into_bytes()
     }
 
-    /// Extra headers the status calls for (RFC 9110 §15.5.6: a 405 carries `Allow`).
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
+    /// The `Allow` header the status calls for (RFC 9110 §15.5.6: a 405 carries it).
+    pub fn allow(&self) -> Option<String> {
         match self {
-            Error::MethodNotAllowed { allow, .. } => vec![("allow", allow.join(", "))],
-            _ => Vec::new(),
+            Error::MethodNotAllowed { allow, .. } => Some(allow.join(", ")),
+            _ => None,
+        }
+    }
+}
+
+/// Where an outbound call went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The upstream API (`upstream_url`).
+    Upstream,
+    /// The OAuth2 token endpoint (`token_url`).
+    TokenEndpoint,
+}
+
+/// How an outbound call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer within `upstream_timeout_secs`.
+    Timeout,
+    /// Unreachable, broke off, or (token endpoint) no usable token in the reply. `reason` is our
+    /// own description (a status code, "reply is not JSON"), never the runtime's or the peer's
+    /// text, which may echo the URL and with it a key.
+    Failed { reason: String },
+    /// The Spin runtime refused the connection: the host is missing from
+    /// `allowed_outbound_hosts` in spin.toml.
+    NotAllowed { host: String },
+}
+
+impl Failure {
+    pub fn failed(reason: impl Into<String>) -> Self {
+        Failure::Failed {
+            reason: reason.into(),
+        }
+    }
+}
+
+fn outbound_message(target: Target, failure: &Failure) -> String {
+    match (target, failure) {
+        (_, Failure::NotAllowed { host }) => format!(
+            "the Spin runtime refused the connection to {host}; add it to allowed_outbound_hosts"
+        ),
+        (Target::Upstream, Failure::Timeout) => "the upstream API did not answer in time".into(),
+        (Target::Upstream, Failure::Failed { reason }) => {
+            format!("the upstream API could not be reached: {reason}")
+        }
+        (Target::TokenEndpoint, Failure::Timeout) => {
+            "the token endpoint did not answer in time".into()
+        }
+        (Target::TokenEndpoint, Failure::Failed { reason }) => {
+            format!("the token endpoint failed: {reason}")
         }
     }
 }
@@ -142,7 +193,10 @@ mod tests {
             },
             Error::config("upstream_url", "is required"),
             Error::BodyTooLarge { limit: 10 },
-            Error::TokenEndpointTimeout,
+            Error::Outbound {
+                target: Target::TokenEndpoint,
+                failure: Failure::Timeout,
+            },
         ];
         for e in errors {
             let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
@@ -162,8 +216,9 @@ mod tests {
             .status(),
             405
         );
-        assert_eq!(Error::UpstreamTimeout.status(), 504);
-        assert_eq!(Error::OutboundNotAllowed { host: "h".into() }.status(), 502);
+        assert_eq!(Error::upstream(Failure::Timeout).status(), 504);
+        let refused = Failure::NotAllowed { host: "h".into() };
+        assert_eq!(Error::upstream(refused).status(), 502);
     }
 
     #[test]
@@ -172,6 +227,44 @@ mod tests {
             method: "DELETE".into(),
             allow: vec!["GET".into(), "POST".into()],
         };
-        assert_eq!(e.headers(), vec![("allow", "GET, POST".to_string())]);
+        assert_eq!(e.allow().as_deref(), Some("GET, POST"));
+    }
+
+    #[test]
+    fn outbound_failures_keep_their_codes_and_statuses() {
+        let refused = || Failure::NotAllowed { host: "h".into() };
+        let cases = [
+            (
+                Error::upstream(Failure::failed("x")),
+                "upstream_unreachable",
+                502,
+            ),
+            (Error::upstream(Failure::Timeout), "upstream_timeout", 504),
+            (Error::upstream(refused()), "outbound_not_allowed", 502),
+            (Error::token_endpoint("x"), "token_endpoint_failed", 502),
+            (
+                Error::Outbound {
+                    target: Target::TokenEndpoint,
+                    failure: Failure::Timeout,
+                },
+                "token_endpoint_timeout",
+                504,
+            ),
+            (
+                Error::Outbound {
+                    target: Target::TokenEndpoint,
+                    failure: refused(),
+                },
+                "outbound_not_allowed",
+                502,
+            ),
+        ];
+        for (e, code, status) in cases {
+            assert_eq!((e.code(), e.status().as_u16()), (code, status), "{e}");
+        }
+        assert_eq!(
+            Error::token_endpoint("it answered HTTP 500").to_string(),
+            "the token endpoint failed: it answered HTTP 500"
+        );
     }
 }

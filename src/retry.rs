@@ -1,82 +1,92 @@
 //! Sending with a bearer token, and the one retry after a 401.
 //!
-//! When the upstream answers 401 to a request that carried a token, the token is dropped from the
-//! cache, a new one is fetched, and the request is sent again once, if its body can be replayed.
-//! Never twice: an upstream that refuses every token gets its 401 passed to the client. The
-//! actual sending is behind [`Send`], so this logic is tested with a fake and no runtime.
+//! Split the way tower's `retry::Policy` splits it: [`should_retry`] answers "does this answer
+//! call for a second attempt?" (a 401 to a request that carried a token), and
+//! [`Upstream::can_replay`] answers "can this request be sent again?" (only when its body is
+//! absent or held in memory; a streamed body is spent). Never more than one retry: an upstream
+//! that refuses every token gets its 401 passed to the client. The sending itself is behind
+//! [`Upstream`], so this logic is tested with a fake and no runtime.
+
+use http::{HeaderValue, StatusCode};
 
 use crate::error::Result;
-use crate::token::{TokenRecord, TokenSource, Tokens};
+use crate::token::{Token, TokenCache};
 
-/// One upstream attempt. The implementation owns method, URL, headers and body.
-pub trait Send {
+/// The upstream call, as the retry sees it. The implementation owns method, URL, headers and
+/// body.
+pub trait Upstream {
     type Response;
 
     /// Sends once, with `authorization` added when given.
-    fn send(&mut self, authorization: Option<&str>) -> Result<Self::Response>;
+    fn send(&mut self, authorization: Option<&HeaderValue>) -> Result<Self::Response>;
 
-    fn status(response: &Self::Response) -> u16;
+    fn status(response: &Self::Response) -> StatusCode;
 
-    /// Whether a second `send` can carry the same body (none, or held in memory).
-    fn replayable(&self) -> bool;
+    /// tower's `clone_request`: whether a second `send` can carry the same body.
+    fn can_replay(&self) -> bool;
 }
 
-/// The upstream's answer and, with the token flow on, the token sent and where it came from.
+/// tower's `Policy::retry`: RFC 6750 §3.1, a 401 to a bearer token means `invalid_token`
+/// (revoked or expired early), so a new token may succeed. Without a token a 401 is final.
+pub fn should_retry(status: StatusCode, sent_token: bool) -> bool {
+    sent_token && status == StatusCode::UNAUTHORIZED
+}
+
+/// The upstream's answer and, with the token flow on, the token in the last attempt.
 pub struct Sent<R> {
     pub response: R,
-    pub token: Option<TokenSource>,
-    /// The token in the last attempt, so the answer can be checked for it.
-    pub record: Option<TokenRecord>,
+    pub token: Option<Token>,
     /// How many times the request went upstream (1 or 2).
     pub attempts: u8,
 }
 
-pub fn send_with_token<S: Send>(
-    sender: &mut S,
-    tokens: Option<&Tokens>,
-) -> Result<Sent<S::Response>> {
+pub fn send_with_token<U: Upstream>(
+    upstream: &mut U,
+    tokens: Option<&TokenCache>,
+) -> Result<Sent<U::Response>> {
     let Some(tokens) = tokens else {
         return Ok(Sent {
-            response: sender.send(None)?,
+            response: upstream.send(None)?,
             token: None,
-            record: None,
             attempts: 1,
         });
     };
-    let (record, source) = tokens.get()?;
-    let response = sender.send(Some(&record.authorization()))?;
-    if S::status(&response) != 401 || !sender.replayable() {
-        if S::status(&response) == 401 {
-            // The body was streamed and is gone, so no retry; still drop the refused token so
-            // the next request starts with a new one.
-            tokens.invalidate(&record);
-        }
-        return Ok(Sent {
-            response,
-            token: Some(source),
-            record: Some(record),
-            attempts: 1,
-        });
+    let token = tokens.get()?;
+    let response = upstream.send(Some(&token.record.authorization()?))?;
+    if !should_retry(U::status(&response), true) {
+        return Ok(sent_once(response, token));
     }
-    // RFC 6750 §3.1: 401 with a bearer token means invalid_token (revoked or expired early).
+    if !upstream.can_replay() {
+        // The body was streamed and is gone, so no retry; still drop the refused token so the
+        // next request starts with a new one.
+        tokens.invalidate(&token.record);
+        return Ok(sent_once(response, token));
+    }
     drop(response);
-    let record = tokens.refresh(&record)?;
-    let response = sender.send(Some(&record.authorization()))?;
+    let token = tokens.refresh(&token.record)?;
+    let response = upstream.send(Some(&token.record.authorization()?))?;
     Ok(Sent {
         response,
-        token: Some(TokenSource::Fetched),
-        record: Some(record),
+        token: Some(token),
         attempts: 2,
     })
+}
+
+fn sent_once<R>(response: R, token: Token) -> Sent<R> {
+    Sent {
+        response,
+        token: Some(token),
+        attempts: 1,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{ClientAuth, TokenConfig};
-    use crate::error::Error;
-    use crate::secret::{ClientId, ClientSecret};
-    use crate::token::{MapStore as Store, TokenEndpoint, TokenRequest};
+    use crate::error::{Error, Failure, Target};
+    use crate::token::test_support::{ports, token_config, At, MapStore as Store};
+    use crate::token::{TokenEndpoint, TokenRequest, TokenSource};
     use std::cell::RefCell;
 
     struct Endpoint(RefCell<u32>);
@@ -94,45 +104,41 @@ mod tests {
         seen: Vec<Option<String>>,
         replayable: bool,
     }
-    impl Send for Fake {
+    impl Upstream for Fake {
         type Response = u16;
-        fn send(&mut self, authorization: Option<&str>) -> Result<u16> {
-            self.seen.push(authorization.map(str::to_string));
+        fn send(&mut self, authorization: Option<&HeaderValue>) -> Result<u16> {
+            let authorization = authorization.map(|a| a.to_str().unwrap().to_string());
             let refused = authorization
+                .as_deref()
                 .is_some_and(|a| self.refuse.iter().any(|t| *t == "*" || a.ends_with(t)));
+            self.seen.push(authorization);
             Ok(if refused { 401 } else { 200 })
         }
-        fn status(r: &u16) -> u16 {
-            *r
+        fn status(r: &u16) -> StatusCode {
+            StatusCode::from_u16(*r).unwrap()
         }
-        fn replayable(&self) -> bool {
+        fn can_replay(&self) -> bool {
             self.replayable
         }
     }
 
     fn cfg() -> TokenConfig {
-        TokenConfig {
-            url: url::Url::parse("https://auth.example.com/token").unwrap(),
-            client_id: ClientId::new("id"),
-            client_secret: ClientSecret::new("secret"),
-            scope: None,
-            client_auth: ClientAuth::Body,
-            refresh_skew_secs: 60,
-            default_ttl_secs: 300,
-        }
+        token_config(ClientAuth::Body)
     }
 
     fn run(fake: &mut Fake, endpoint: &Endpoint) -> Result<Sent<u16>> {
         let store = Store::default();
         let c = cfg();
-        let tokens = Tokens {
-            cfg: &c,
-            store: &store,
-            endpoint,
-            now: 0,
-            log: &|_| {},
-        };
+        let tokens = TokenCache::new(&c, ports(&store, endpoint, &At(0)));
         send_with_token(fake, Some(&tokens))
+    }
+
+    #[test]
+    fn only_a_401_to_a_token_calls_for_a_retry() {
+        assert!(should_retry(StatusCode::UNAUTHORIZED, true));
+        assert!(!should_retry(StatusCode::UNAUTHORIZED, false));
+        assert!(!should_retry(StatusCode::FORBIDDEN, true));
+        assert!(!should_retry(StatusCode::OK, true));
     }
 
     #[test]
@@ -146,7 +152,7 @@ mod tests {
         let sent = run(&mut fake, &ep).unwrap();
         assert_eq!(sent.response, 200);
         assert_eq!(sent.attempts, 2);
-        assert_eq!(sent.token, Some(TokenSource::Fetched));
+        assert_eq!(sent.token.map(|t| t.source), Some(TokenSource::Fetched));
         assert_eq!(*ep.0.borrow(), 2);
         assert_eq!(
             fake.seen,
@@ -189,7 +195,7 @@ mod tests {
             replayable: true,
         };
         let sent = send_with_token(&mut fake, None).unwrap();
-        assert_eq!(sent.token, None);
+        assert!(sent.token.is_none());
         assert_eq!(fake.seen, vec![None]);
     }
 
@@ -198,18 +204,15 @@ mod tests {
         struct Down;
         impl TokenEndpoint for Down {
             fn send(&self, _: &TokenRequest) -> Result<(u16, Vec<u8>)> {
-                Err(Error::TokenEndpointTimeout)
+                Err(Error::Outbound {
+                    target: Target::TokenEndpoint,
+                    failure: Failure::Timeout,
+                })
             }
         }
         let store = Store::default();
         let c = cfg();
-        let tokens = Tokens {
-            cfg: &c,
-            store: &store,
-            endpoint: &Down,
-            now: 0,
-            log: &|_| {},
-        };
+        let tokens = TokenCache::new(&c, ports(&store, &Down, &At(0)));
         let mut fake = Fake {
             refuse: vec![],
             seen: vec![],

@@ -5,10 +5,14 @@
 //! value is reachable only through `.secret()`, so `grep -n '\.secret()'` lists every place a
 //! secret is used. This module does not decide where secrets go; config and the request flow do.
 
-macro_rules! secret_type {
+/// Defines a secret newtype, like oauth2-rs's `new_secret_type!`: a redacting `Debug`, serde
+/// pass-through (it serializes as the bare string, so stored records stay plain JSON) and
+/// `secret()`. No `Display`, so a secret cannot end up in a message by accident.
+macro_rules! new_secret_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq)]
+        #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
         pub struct $name(String);
 
         impl $name {
@@ -30,19 +34,19 @@ macro_rules! secret_type {
     };
 }
 
-secret_type!(
+new_secret_type!(
     /// The static key sent in `api_key_header` or `api_key_query`.
     ApiKey
 );
-secret_type!(
+new_secret_type!(
     /// The OAuth2 client id. Not a secret in RFC 6749, but Getty uses the API key as client id.
     ClientId
 );
-secret_type!(
+new_secret_type!(
     /// The OAuth2 client secret.
     ClientSecret
 );
-secret_type!(
+new_secret_type!(
     /// A bearer token issued by the token endpoint.
     AccessToken
 );
@@ -70,5 +74,13 @@ mod tests {
     #[test]
     fn secret_returns_the_raw_value() {
         assert_eq!(ClientSecret::new("s3cr3t").secret(), "s3cr3t");
+    }
+
+    #[test]
+    fn serde_passes_the_raw_value_through() {
+        let json = serde_json::to_string(&AccessToken::new("t-1")).unwrap();
+        assert_eq!(json, "\"t-1\"");
+        let back: AccessToken = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.secret(), "t-1");
     }
 }

@@ -1,34 +1,84 @@
-//! The Spin edge: variables, key-value and clock behind the core's ports; wasi:http in `http`.
+//! The Spin edge: everything that touches `spin_sdk` or the wasi resources, and nothing that
+//! decides.
 //!
-//! Everything that touches `spin_sdk` or the wasi resources lives under this module and nowhere
-//! else. It decides nothing: the core says what to send and what to answer. Errors from Spin are
-//! turned into our own fixed descriptions, never their text.
+//! Here: the core's ports on Spin (variables, key-value, clock, log), the request converted in
+//! (`request`, `convert`), the calls out (`outbound`) and the answer written back (`respond`).
+//! [`send`] wires the ports for one forwarded request and hands them to the core's retry. Errors
+//! from Spin are turned into our own fixed descriptions, never their text.
 
-mod http;
+mod convert;
+mod outbound;
+mod request;
+mod respond;
 
-pub use http::{
-    request_parts, respond, respond_streaming, response_headers, RequestBody, UpstreamSender,
-    WasiTokenEndpoint,
-};
+pub use outbound::{UpstreamResponse, UpstreamSender, WasiTokenEndpoint};
+pub use request::{request_head, RequestBody};
+pub use respond::{respond, respond_streaming, Unsent};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use spin_sdk::http::IncomingRequest;
 use spin_sdk::key_value::{self, Store};
 use spin_sdk::variables;
 
-use crate::config::Variables;
+use crate::config::{Config, Variables};
+use crate::decision::Forward;
 use crate::error::{Error, Result};
-use crate::token::TokenStore;
+use crate::retry::{send_with_token, Sent};
+use crate::token::{Clock, TokenCache, TokenPorts, TokenStore};
 
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// Reads the body, builds the token cache on Spin's ports and sends through the core's retry.
+/// Nothing has been answered yet, so an `Err` can still become the JSON error.
+pub fn send(
+    cfg: &Config,
+    req: IncomingRequest,
+    forward: &Forward,
+) -> Result<Sent<UpstreamResponse>> {
+    let body = RequestBody::read(req, cfg.max_body_bytes)?;
+    let timeout_ns = u64::try_from(cfg.upstream_timeout.as_nanos()).unwrap_or(u64::MAX);
+    let endpoint = WasiTokenEndpoint { timeout_ns };
+    let store = match &cfg.token {
+        Some(token_cfg) => Some((token_cfg, KvTokenStore::open(&cfg.kv_store)?)),
+        None => None,
+    };
+    let tokens = store.as_ref().map(|(token_cfg, store)| {
+        let ports = TokenPorts {
+            store,
+            endpoint: &endpoint,
+            clock: &SystemClock,
+            log: &log,
+        };
+        TokenCache::new(token_cfg, ports)
+    });
+    let mut sender = UpstreamSender {
+        forward,
+        body: Some(body),
+        timeout_ns,
+        max_body_bytes: cfg.max_body_bytes,
+    };
+    send_with_token(&mut sender, tokens.as_ref())
 }
 
 pub fn log(line: &str) {
     eprintln!("credential-proxy: {line}");
+}
+
+fn internal(reason: &str) -> Error {
+    Error::Internal {
+        reason: reason.to_string(),
+    }
+}
+
+/// The system clock, in Unix seconds.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
 }
 
 /// Spin's component variables. An empty value counts as unset, which is what a template over an
@@ -74,15 +124,15 @@ impl KvTokenStore {
 }
 
 impl TokenStore for KvTokenStore {
-    fn load(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+    fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
         self.0.get(key).map_err(|e| kv_error(&e))
     }
 
-    fn save(&self, key: &str, value: &[u8]) -> std::result::Result<(), String> {
+    fn set(&self, key: &str, value: &[u8]) -> std::result::Result<(), String> {
         self.0.set(key, value).map_err(|e| kv_error(&e))
     }
 
-    fn remove(&self, key: &str) -> std::result::Result<(), String> {
+    fn delete(&self, key: &str) -> std::result::Result<(), String> {
         self.0.delete(key).map_err(|e| kv_error(&e))
     }
 }

@@ -1,0 +1,259 @@
+//! Every answer the browser gets, built in one place: a preflight's 204, a JSON error, and the
+//! head of an upstream answer (status, its filtered headers minus any that carry a secret, CORS,
+//! `x-credential-proxy-token`).
+//!
+//! Pure: values in, an [`Answer`] out, including the log line that goes with it. The list of
+//! secrets that scrubbing looks for is built here from the config and the token in use. The
+//! edge (`spin_io`) only writes an `Answer` and copies the upstream body after it; it decides
+//! nothing about status or headers. This module does not decide *whether* to answer with an
+//! error (the decision and the send do) and never sees a body stream.
+
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use crate::config::Config;
+use crate::decision::Forward;
+use crate::error::Error;
+use crate::headers::filter_response_headers;
+use crate::retry::Sent;
+use crate::token::{Token, TokenSource};
+
+/// Tells the browser whether the bearer token came from the cache or was just fetched.
+pub const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-credential-proxy-token");
+
+/// What the edge writes: status and headers, the body when the proxy made it (empty for an
+/// upstream answer, whose body the edge streams), and a line for the log.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub log: Option<String>,
+}
+
+/// The upstream's answer as the edge read it; its body stays in the edge.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+}
+
+/// A CORS preflight answered locally.
+pub fn preflight(headers: HeaderMap) -> Answer {
+    Answer {
+        status: StatusCode::NO_CONTENT,
+        headers,
+        body: Vec::new(),
+        log: None,
+    }
+}
+
+/// The JSON error `{"error":{"code":…,"message":…}}` with its status, `Allow` on a 405, and the
+/// request's CORS headers so a page on an allowed origin can read it.
+pub fn error(method: &dyn std::fmt::Display, e: &Error, cors: &HeaderMap) -> Answer {
+    let body = e.body();
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(allow) = e.allow().and_then(|a| HeaderValue::from_str(&a).ok()) {
+        headers.insert(ALLOW, allow);
+    }
+    extend(&mut headers, cors);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Answer {
+        status: e.status(),
+        headers,
+        body,
+        log: Some(format!(
+            "{method} -> {} {}: {e}",
+            e.status().as_u16(),
+            e.code()
+        )),
+    }
+}
+
+/// The head of the upstream's answer as the browser gets it: the upstream's status, its headers
+/// filtered (`headers::filter_response_headers`) and scrubbed of any that carry a secret of this
+/// config or the token in use, then CORS and the token header.
+pub fn upstream<R>(
+    cfg: &Config,
+    forward: &Forward,
+    sent: &Sent<R>,
+    head: &ResponseHead,
+    cors: &HeaderMap,
+) -> Answer {
+    let token = sent.token.as_ref();
+    Answer {
+        status: head.status,
+        headers: scrubbed_headers(
+            &head.headers,
+            &secrets(cfg, token),
+            cors,
+            token.map(|t| t.source),
+        ),
+        body: Vec::new(),
+        log: (sent.attempts > 1).then(|| {
+            format!(
+                "{} {}: upstream refused the token; retried once with a new one",
+                forward.method, forward.path
+            )
+        }),
+    }
+}
+
+/// Every secret an upstream header could echo: the static key, the client credentials and the
+/// token sent.
+fn secrets<'a>(cfg: &'a Config, token: Option<&'a Token>) -> Vec<&'a str> {
+    let mut secrets = vec![];
+    if let Some(key) = &cfg.static_key {
+        secrets.push(key.key.secret());
+    }
+    if let Some(token) = &cfg.token {
+        secrets.extend([token.client_id.secret(), token.client_secret.secret()]);
+    }
+    if let Some(token) = token {
+        secrets.push(token.record.access_token.secret());
+    }
+    secrets
+}
+
+/// The upstream's headers, filtered; minus any whose value contains a secret (an upstream
+/// redirect's `Location` repeats the query, and with it `api_key_query`'s key); then CORS and
+/// the token header.
+fn scrubbed_headers(
+    upstream: &HeaderMap,
+    secrets: &[&str],
+    cors: &HeaderMap,
+    token: Option<TokenSource>,
+) -> HeaderMap {
+    let secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+    // Compare against the value as sent and percent-decoded (with `+` as `+` and as a space),
+    // so an encoded copy of a key in a URL is caught too.
+    let leaks = |value: &HeaderValue| {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        let spaced = text.replace('+', " ");
+        let views = [
+            text.to_string(),
+            percent_encoding::percent_decode_str(&text)
+                .decode_utf8_lossy()
+                .into_owned(),
+            percent_encoding::percent_decode_str(&spaced)
+                .decode_utf8_lossy()
+                .into_owned(),
+        ];
+        views
+            .iter()
+            .any(|view| secrets.iter().any(|secret| view.contains(secret)))
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in &filter_response_headers(upstream) {
+        if !leaks(value) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    extend(&mut headers, cors);
+    if let Some(source) = token {
+        headers.append(TOKEN_HEADER, HeaderValue::from_static(source.as_str()));
+    }
+    headers
+}
+
+fn extend(headers: &mut HeaderMap, more: &HeaderMap) {
+    for (name, value) in more {
+        headers.append(name.clone(), value.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MapVars;
+    use crate::secret::AccessToken;
+    use crate::token::TokenRecord;
+
+    fn map(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (n, v) in pairs {
+            headers.append(*n, HeaderValue::from_bytes(v).unwrap());
+        }
+        headers
+    }
+
+    fn names(headers: &HeaderMap) -> Vec<&str> {
+        headers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn answer_headers_never_carry_a_secret() {
+        let upstream = map(&[
+            ("location", b"/v3/x/?q=1&api_key=K%2BEY%26"),
+            ("link", b"<https://a/?api_key=K+EY%26>"),
+            ("x-echo", b"Bearer tok-123"),
+            ("etag", b"\"v1\""),
+            ("set-cookie", b"a=1"),
+        ]);
+        let headers = scrubbed_headers(
+            &upstream,
+            &["K+EY&", "tok-123", ""],
+            &map(&[("vary", b"Origin")]),
+            Some(TokenSource::Cached),
+        );
+        assert_eq!(names(&headers), vec!["etag", "vary", TOKEN_HEADER.as_str()]);
+    }
+
+    #[test]
+    fn secrets_come_from_the_config_and_the_token_in_use() {
+        let cfg = Config::load(&MapVars(
+            [
+                ("upstream_url", "https://api.example.com"),
+                ("api_key", "KEY-1"),
+                ("api_key_header", "Api-Key"),
+                ("token_url", "https://auth.example.com/token"),
+                ("client_id", "ID-1"),
+                ("client_secret", "SECRET-1"),
+            ]
+            .into_iter()
+            .collect(),
+        ))
+        .unwrap();
+        let token = Token {
+            record: TokenRecord {
+                access_token: AccessToken::new("TOK-1"),
+                token_type: "Bearer".into(),
+                expires_at: 1,
+            },
+            source: TokenSource::Fetched,
+        };
+        assert_eq!(
+            secrets(&cfg, Some(&token)),
+            ["KEY-1", "ID-1", "SECRET-1", "TOK-1"]
+        );
+    }
+
+    #[test]
+    fn errors_are_json_with_allow_and_cors() {
+        let e = Error::MethodNotAllowed {
+            method: "DELETE".into(),
+            allow: vec!["GET".into(), "HEAD".into()],
+        };
+        let answer = error(&http::Method::DELETE, &e, &map(&[("vary", b"Origin")]));
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer.headers["content-type"], "application/json");
+        assert_eq!(answer.headers["cache-control"], "no-store");
+        assert_eq!(answer.headers["allow"], "GET, HEAD");
+        assert_eq!(answer.headers["vary"], "Origin");
+        assert_eq!(
+            answer.headers["content-length"],
+            answer.body.len().to_string().as_str()
+        );
+        assert_eq!(answer.body, e.body());
+    }
+
+    #[test]
+    fn a_preflight_is_a_204_with_its_headers() {
+        let answer = preflight(map(&[("access-control-max-age", b"600")]));
+        assert_eq!(answer.status, StatusCode::NO_CONTENT);
+        assert_eq!(names(&answer.headers), ["access-control-max-age"]);
+        assert!(answer.body.is_empty());
+    }
+}

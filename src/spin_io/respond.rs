@@ -1,0 +1,92 @@
+//! Writing the browser's answer: an [`Answer`] the proxy made whole, or an upstream answer whose
+//! head `answer` built and whose body is spliced through with wasi:io's blocking splice, so no
+//! body is ever held whole.
+//!
+//! This module writes what it is given and logs the answer's line; it builds no status or
+//! header itself. When a streamed answer fails before its status is committed, the
+//! [`ResponseOutparam`] comes back with the error ([`Unsent`]) so the caller can still answer
+//! with JSON; after that, a failure can only cut the body short.
+
+use spin_sdk::wit::wasi::http0_2_0::types::{OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasi::io::streams::StreamError;
+
+use super::convert::fields_out;
+use super::outbound::{write_body, UpstreamResponse};
+use super::request::CHUNK;
+use super::{internal, log};
+use crate::answer::Answer;
+use crate::error::{Error, Failure};
+
+/// A streamed answer that failed before anything was sent: the outparam is still ours.
+pub struct Unsent {
+    pub out: ResponseOutparam,
+    pub error: Error,
+}
+
+/// Sends a whole answer that the proxy made itself (errors, preflights).
+pub fn respond(out: ResponseOutparam, answer: &Answer) {
+    log_line(answer);
+    let Ok(fields) = fields_out(&answer.headers) else {
+        log("could not build response headers");
+        return;
+    };
+    let response = OutgoingResponse::new(fields);
+    let _ = response.set_status_code(answer.status.as_u16());
+    let Ok(out_body) = response.body() else {
+        return;
+    };
+    ResponseOutparam::set(out, Ok(response));
+    if write_body(out_body, &answer.body, None, u64::MAX).is_err() {
+        log("the client went away before the answer was written");
+    }
+}
+
+/// Streams the upstream's answer back: the status and headers of `answer`, then the upstream's
+/// body.
+pub fn respond_streaming(
+    out: ResponseOutparam,
+    answer: &Answer,
+    upstream: UpstreamResponse,
+) -> Result<(), Unsent> {
+    log_line(answer);
+    let unsent = |out, error| Err(Unsent { out, error });
+    let Ok(fields) = fields_out(&answer.headers) else {
+        let reason = "it sent a header that cannot be passed on";
+        return unsent(out, Error::upstream(Failure::failed(reason)));
+    };
+    let response = OutgoingResponse::new(fields);
+    let _ = response.set_status_code(answer.status.as_u16());
+    let (Ok(out_body), Ok(in_body)) = (response.body(), upstream.incoming.consume()) else {
+        return unsent(out, internal("a response body was already taken"));
+    };
+    let Ok(in_stream) = in_body.stream() else {
+        return unsent(out, internal("the upstream body stream was already taken"));
+    };
+    // From here the status is sent; a failure can only cut the body short.
+    ResponseOutparam::set(out, Ok(response));
+    let Ok(out_stream) = out_body.write() else {
+        return Ok(());
+    };
+    loop {
+        match out_stream.blocking_splice(&in_stream, CHUNK) {
+            Ok(_) => {}
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(_)) => {
+                // Not finishing the body tells the client the answer is incomplete.
+                log("the response body broke off mid-stream");
+                return Ok(());
+            }
+        }
+    }
+    drop(out_stream);
+    drop(in_stream);
+    drop(in_body);
+    let _ = OutgoingBody::finish(out_body, None);
+    Ok(())
+}
+
+fn log_line(answer: &Answer) {
+    if let Some(line) = &answer.log {
+        log(line);
+    }
+}
