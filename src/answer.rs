@@ -221,6 +221,7 @@ mod tests {
                 access_token: AccessToken::new("TOK-1"),
                 token_type: "Bearer".into(),
                 expires_at: 1,
+                issued_at: None,
             },
             source: TokenSource::Fetched,
         };

@@ -57,13 +57,13 @@ pub fn send_with_token<U: Upstream>(
         return Ok(sent_once(response, token));
     }
     if !upstream.can_replay() {
-        // The body was streamed and is gone, so no retry; still drop the refused token so the
-        // next request starts with a new one.
-        tokens.invalidate(&token.record);
+        // The body was streamed and is gone, so no retry; still replace the refused token so
+        // the next request starts with a new one.
+        tokens.retire(&token.record);
         return Ok(sent_once(response, token));
     }
     drop(response);
-    let token = tokens.refresh(&token.record)?;
+    let token = tokens.replace(&token.record)?;
     let response = upstream.send(Some(&token.record.authorization()?))?;
     Ok(Sent {
         response,
@@ -85,7 +85,7 @@ mod tests {
     use super::*;
     use crate::config::{ClientAuth, TokenConfig};
     use crate::error::{Error, Failure, Target};
-    use crate::token::test_support::{ports, token_config, At, MapStore as Store};
+    use crate::token::test_support::{ports, token_config, At, MapStore as Store, ME};
     use crate::token::{TokenEndpoint, TokenRequest, TokenSource};
     use std::cell::RefCell;
 
@@ -129,7 +129,7 @@ mod tests {
     fn run(fake: &mut Fake, endpoint: &Endpoint) -> Result<Sent<u16>> {
         let store = Store::default();
         let c = cfg();
-        let tokens = TokenCache::new(&c, ports(&store, endpoint, &At(0)));
+        let tokens = TokenCache::new(&c, ports(&store, endpoint, &At(0)), ME);
         send_with_token(fake, Some(&tokens))
     }
 
@@ -212,7 +212,7 @@ mod tests {
         }
         let store = Store::default();
         let c = cfg();
-        let tokens = TokenCache::new(&c, ports(&store, &Down, &At(0)));
+        let tokens = TokenCache::new(&c, ports(&store, &Down, &At(0)), ME);
         let mut fake = Fake {
             refuse: vec![],
             seen: vec![],

@@ -213,8 +213,15 @@ async fn token_endpoint_down_keeps_a_valid_cached_token_working() {
     }
     .var("token_refresh_skew_secs", "100");
     let app = App::start(setup).await;
-    // Fetched now; with a 100 s skew it is stale at once but valid for 100 s.
     assert_eq!(app.get("/api/getty/a").await.status, 200);
+    // Make the stored token stale but valid: a long-lived token (so the 100 s skew is not
+    // clamped to half its life) with 100 s left, inside the skew.
+    let key = app.token_key().expect("a stored token");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&app.host.kv_get("default", &key).unwrap()).unwrap();
+    record["issued_at"] = serde_json::json!(now_unix() - 3600);
+    app.host
+        .kv_set("default", &key, record.to_string().as_bytes());
     app.tokens.set_failure(TokenFailure::Status500);
     let reply = app.get("/api/getty/b").await;
     assert_eq!(reply.status, 200, "the still-valid token is used");

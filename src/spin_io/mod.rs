@@ -15,7 +15,9 @@ pub use outbound::{UpstreamResponse, UpstreamSender, WasiTokenEndpoint};
 pub use request::{request_head, RequestBody};
 pub use respond::{respond, respond_streaming, Unsent};
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use spin_sdk::http::IncomingRequest;
 use spin_sdk::key_value::{self, Store};
@@ -25,7 +27,7 @@ use crate::config::{Config, Variables};
 use crate::decision::Forward;
 use crate::error::{Error, Result};
 use crate::retry::{send_with_token, Sent};
-use crate::token::{Clock, TokenCache, TokenPorts, TokenStore};
+use crate::token::{Clock, Contender, TokenCache, TokenPorts, TokenStore};
 
 /// Reads the body, builds the token cache on Spin's ports and sends through the core's retry.
 /// Nothing has been answered yet, so an `Err` can still become the JSON error.
@@ -43,12 +45,16 @@ pub fn send(
     };
     let tokens = store.as_ref().map(|(token_cfg, store)| {
         let ports = TokenPorts {
-            store,
+            store: store.as_ref().map(|s| s as &dyn TokenStore),
             endpoint: &endpoint,
             clock: &SystemClock,
             log: &log,
         };
-        TokenCache::new(token_cfg, ports)
+        let me = Contender {
+            id: unique_id(),
+            fetch_timeout: cfg.upstream_timeout,
+        };
+        TokenCache::new(token_cfg, ports, me)
     });
     let mut sender = UpstreamSender {
         forward,
@@ -69,16 +75,35 @@ fn internal(reason: &str) -> Error {
     }
 }
 
-/// The system clock, in Unix seconds.
+/// The system clock. Sleeping blocks this instance only (wasi's `poll_oneoff` on a clock): Spin
+/// runs each request in its own instance, so other requests go on.
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> u64 {
+    fn now_ms(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0)
     }
+
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+}
+
+/// A random id for this request's place in the token lease election. std seeds `RandomState`
+/// from wasi's `random_get`, so this needs no extra dependency; the time is mixed in for good
+/// measure.
+fn unique_id() -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.finish()
 }
 
 /// Spin's component variables. An empty value counts as unset, which is what a template over an
@@ -106,20 +131,30 @@ impl Variables for SpinVariables {
 pub struct KvTokenStore(Store);
 
 impl KvTokenStore {
-    pub fn open(label: &str) -> Result<KvTokenStore> {
-        Store::open(label).map(KvTokenStore).map_err(|e| {
-            let why = match e {
-                key_value::Error::AccessDenied => {
-                    "names a store this component may not use: add it to key_value_stores in \
-                     spin.toml"
-                }
-                key_value::Error::NoSuchStore => {
-                    "names a store the runtime does not have: define it in the runtime config"
-                }
-                _ => "names a store that could not be opened",
-            };
-            Error::config("kv_store", why)
-        })
+    /// Opens the store. A label this component was not granted, or one the runtime does not
+    /// define, is the configuration's fault (`config_invalid`). Any other failure (Spin answers
+    /// `other` when Redis is down) is the store's: logged, and the request goes on without the
+    /// cache (`Ok(None)`).
+    pub fn open(label: &str) -> Result<Option<KvTokenStore>> {
+        match Store::open(label) {
+            Ok(store) => Ok(Some(KvTokenStore(store))),
+            Err(key_value::Error::AccessDenied) => Err(Error::config(
+                "kv_store",
+                "names a store this component may not use: add it to key_value_stores in \
+                 spin.toml",
+            )),
+            Err(key_value::Error::NoSuchStore) => Err(Error::config(
+                "kv_store",
+                "names a store the runtime does not have: define it in the runtime config",
+            )),
+            Err(e) => {
+                log(&format!(
+                    "token cache unavailable ({}); fetching tokens without it",
+                    kv_error(&e)
+                ));
+                Ok(None)
+            }
+        }
     }
 }
 

@@ -1,17 +1,22 @@
-//! The token cache for one request: read the stored record, use it while fresh, otherwise fetch
-//! and store a new one; drop a token the upstream refused.
+//! The token cache for one request: read the stored record and use it while fresh; otherwise
+//! get a new token through the fleet's single flight (`flight`); after a 401, replace the refused
+//! token the same way.
 //!
-//! [`TokenCache`] is built once per request, with its key computed once, over three ports: the
-//! store (get/set/delete), the token endpoint and the clock. A store failure never fails the
-//! request: it is logged and the proxy carries on without the cache. This is the home of the
-//! cache's semantics (freshness, fallback to a still-valid token, never deleting another
-//! instance's newer token); it does not send anything upstream and does not decide on retries.
+//! [`TokenCache`] is built once per request, with its keys computed once, over three ports: the
+//! store (get/set/delete; absent when it could not be opened), the token endpoint and the clock.
+//! A store failure never fails the request: it is logged once and the token is fetched without
+//! the cache. A stored record is only ever overwritten by a newer token, never deleted, so no
+//! instance can remove a token another one just stored. This module does not send anything
+//! upstream and does not decide on retries (`retry` does).
+
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::{parse_token_reply, token_request, Token, TokenEndpoint, TokenRecord, TokenSource};
 use crate::config::TokenConfig;
 use crate::error::Result;
+use crate::secret::AccessToken;
 
 /// The token cache's store: Spin's key-value store in production, a map in tests. Errors are
 /// plain descriptions; the cache logs them and carries on without the store.
@@ -21,23 +26,52 @@ pub trait TokenStore {
     fn delete(&self, key: &str) -> std::result::Result<(), String>;
 }
 
-/// Wall-clock time in Unix seconds.
+/// Wall-clock time, and waiting: the lease's settle delay and the waiters' backoff.
 pub trait Clock {
-    fn now(&self) -> u64;
+    /// Unix time in milliseconds.
+    fn now_ms(&self) -> u64;
+
+    /// Blocks this request for `duration`.
+    fn sleep(&self, duration: Duration);
+
+    /// Unix time in seconds, the unit of token records.
+    fn now(&self) -> u64 {
+        self.now_ms() / 1000
+    }
 }
 
 /// The I/O a [`TokenCache`] runs on.
 #[derive(Clone, Copy)]
 pub struct TokenPorts<'a> {
-    pub store: &'a dyn TokenStore,
+    /// `None` when the store could not be opened: tokens are then fetched without the cache.
+    pub store: Option<&'a dyn TokenStore>,
     pub endpoint: &'a dyn TokenEndpoint,
     pub clock: &'a dyn Clock,
     pub log: &'a dyn Fn(&str),
 }
 
+/// This request as a contender in the fleet-wide lease election (see `flight`).
+#[derive(Debug, Clone, Copy)]
+pub struct Contender {
+    /// Unique across the fleet (random); the lease record names its owner by it.
+    pub id: u64,
+    /// The longest a token fetch may take (`upstream_timeout_secs`): a lease lasts a little
+    /// longer, so a fetcher that died is replaced soon after its fetch would have timed out.
+    pub fetch_timeout: Duration,
+}
+
 /// The key-value key of the token for this endpoint and client. Hashed, so the key has a fixed
 /// length (≤ 255 bytes on Fermyon Cloud) and no credential appears in a key name.
 pub fn cache_key(cfg: &TokenConfig) -> String {
+    format!("credential-proxy:token:v1:{}", client_hash(cfg))
+}
+
+/// The key of the lease record that elects the one fetcher for [`cache_key`]'s token.
+pub fn lease_key(cfg: &TokenConfig) -> String {
+    format!("credential-proxy:lease:v1:{}", client_hash(cfg))
+}
+
+fn client_hash(cfg: &TokenConfig) -> String {
     let mut hash = Sha256::new();
     for part in [
         cfg.url.as_str(),
@@ -47,88 +81,148 @@ pub fn cache_key(cfg: &TokenConfig) -> String {
         hash.update(part.as_bytes());
         hash.update([0u8]);
     }
-    let digest = hash.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("credential-proxy:token:v1:{hex}")
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Cache-or-fetch for one request.
 pub struct TokenCache<'a> {
-    cfg: &'a TokenConfig,
-    key: String,
-    ports: TokenPorts<'a>,
+    pub(super) cfg: &'a TokenConfig,
+    pub(super) key: String,
+    pub(super) lease_key: String,
+    pub(super) ports: TokenPorts<'a>,
+    pub(super) me: Contender,
 }
 
 impl<'a> TokenCache<'a> {
-    pub fn new(cfg: &'a TokenConfig, ports: TokenPorts<'a>) -> TokenCache<'a> {
+    pub fn new(cfg: &'a TokenConfig, ports: TokenPorts<'a>, me: Contender) -> TokenCache<'a> {
         TokenCache {
             cfg,
             key: cache_key(cfg),
+            lease_key: lease_key(cfg),
             ports,
+            me,
         }
     }
 
-    /// A fresh cached token, or a new one. When the endpoint fails, a cached token that has not
-    /// yet expired is still used (the skew is a margin, not a deadline); an expired one never is.
+    /// A fresh cached token, or a new one through the single flight. When no new token can be
+    /// had, a cached token that has not yet expired is still used (the skew is a margin, not a
+    /// deadline); an expired one never is.
     pub fn get(&self) -> Result<Token> {
-        let cached = match self.ports.store.get(&self.key) {
-            Ok(bytes) => bytes.as_deref().and_then(TokenRecord::from_bytes),
-            Err(e) => {
-                self.log(&format!("token cache read failed, fetching instead: {e}"));
-                None
-            }
+        let Some(store) = self.ports.store else {
+            return self.fetch_alone(None);
         };
-        let now = self.ports.clock.now();
+        let Ok(cached) = self.read_record(store) else {
+            return self.fetch_alone(None);
+        };
         if let Some(record) = &cached {
-            if record.is_fresh(now, self.cfg.refresh_skew_secs) {
+            if self.is_fresh(record) {
                 return Ok(cached_token(record.clone()));
             }
         }
-        match self.fetch() {
-            Ok(token) => Ok(token),
-            Err(err) => match cached {
-                Some(record) if record.is_valid(now) => {
-                    self.log(&format!(
-                        "token refresh failed ({}); using the cached token until it expires",
-                        err.code()
-                    ));
-                    Ok(cached_token(record))
-                }
-                _ => Err(err),
-            },
+        self.refresh(store, cached, None)
+    }
+
+    /// A token to use instead of `refused`, which the upstream just answered 401 to: another
+    /// unexpired token that is already stored (another request replaced it first), or a new one
+    /// through the same single flight, so a revocation seen by a burst costs one fetch.
+    pub fn replace(&self, refused: &TokenRecord) -> Result<Token> {
+        let Some(store) = self.ports.store else {
+            return self.fetch_alone(None);
+        };
+        let Ok(cached) = self.read_record(store) else {
+            return self.fetch_alone(None);
+        };
+        let other = cached.filter(|r| r.access_token != refused.access_token);
+        if let Some(record) = &other {
+            if record.is_valid(self.ports.clock.now()) {
+                return Ok(cached_token(record.clone()));
+            }
+        }
+        self.refresh(store, other, Some(&refused.access_token))
+    }
+
+    /// Like [`TokenCache::replace`] for a request that cannot be retried (its body was
+    /// streamed): the next request finds the new token. A failure is logged, not returned: the
+    /// upstream's 401 is this request's answer.
+    pub fn retire(&self, refused: &TokenRecord) {
+        if let Err(e) = self.replace(refused) {
+            self.log(&format!(
+                "replacing a refused token failed ({}); the next request tries again",
+                e.code()
+            ));
         }
     }
 
-    /// Drops the cached token if it is still `refused`: the upstream refused it, so nobody may
-    /// use it again. A newer token that another instance stored meanwhile is kept.
-    pub fn invalidate(&self, refused: &TokenRecord) {
-        let still_cached = match self.ports.store.get(&self.key) {
-            Ok(bytes) => bytes
-                .as_deref()
-                .and_then(TokenRecord::from_bytes)
-                .is_some_and(|r| r.access_token == refused.access_token),
-            // Unknown: delete, so a refused token is never reused.
-            Err(_) => true,
-        };
-        if still_cached {
-            if let Err(e) = self.ports.store.delete(&self.key) {
-                self.log(&format!("token cache delete failed: {e}"));
+    pub(super) fn is_fresh(&self, record: &TokenRecord) -> bool {
+        record.is_fresh(self.ports.clock.now(), self.cfg.refresh_skew_secs)
+    }
+
+    /// The stored record; `Err` (logged) when the store failed. A record that does not parse
+    /// counts as absent.
+    pub(super) fn read_record(
+        &self,
+        store: &dyn TokenStore,
+    ) -> std::result::Result<Option<TokenRecord>, ()> {
+        match store.get(&self.key) {
+            Ok(bytes) => Ok(bytes.as_deref().and_then(TokenRecord::from_bytes)),
+            Err(e) => {
+                self.log(&format!(
+                    "token cache read failed ({e}); fetching without the cache"
+                ));
+                Err(())
             }
         }
     }
 
-    /// Drops the refused token and fetches a new one.
-    pub fn refresh(&self, refused: &TokenRecord) -> Result<Token> {
-        self.invalidate(refused);
-        self.fetch()
-    }
-
-    fn fetch(&self) -> Result<Token> {
-        let (status, body) = self.ports.endpoint.send(&token_request(self.cfg))?;
-        let now = self.ports.clock.now();
-        let record = parse_token_reply(status, &body, now, self.cfg.default_ttl_secs)?;
-        if let Err(e) = self.ports.store.set(&self.key, &record.to_bytes()) {
-            self.log(&format!("token cache write failed: {e}"));
+    /// Asks the token endpoint, stores the answer when `store` is given, and falls back to
+    /// `valid` (a cached token not yet expired) when the endpoint fails.
+    pub(super) fn fetch(
+        &self,
+        store: Option<&dyn TokenStore>,
+        valid: Option<TokenRecord>,
+    ) -> Result<Token> {
+        let fetched =
+            self.ports
+                .endpoint
+                .send(&token_request(self.cfg))
+                .and_then(|(status, body)| {
+                    parse_token_reply(
+                        status,
+                        &body,
+                        self.ports.clock.now(),
+                        self.cfg.default_ttl_secs,
+                    )
+                });
+        let record = match fetched {
+            Ok(record) => record,
+            Err(err) => {
+                return match valid.filter(|r| r.is_valid(self.ports.clock.now())) {
+                    Some(record) => {
+                        self.log(&format!(
+                            "token refresh failed ({}); using the cached token until it expires",
+                            err.code()
+                        ));
+                        Ok(cached_token(record))
+                    }
+                    None => Err(err),
+                }
+            }
+        };
+        if record.skew_is_clamped(self.cfg.refresh_skew_secs) {
+            self.log(&format!(
+                "the token lives {} s, less than twice token_refresh_skew_secs ({} s): it is \
+                 refreshed {} s before it expires instead",
+                record
+                    .expires_at
+                    .saturating_sub(record.issued_at.unwrap_or(0)),
+                self.cfg.refresh_skew_secs,
+                record.effective_skew(self.cfg.refresh_skew_secs)
+            ));
+        }
+        if let Some(store) = store {
+            if let Err(e) = store.set(&self.key, &record.to_bytes()) {
+                self.log(&format!("token cache write failed: {e}"));
+            }
         }
         Ok(Token {
             record,
@@ -136,12 +230,21 @@ impl<'a> TokenCache<'a> {
         })
     }
 
-    fn log(&self, line: &str) {
+    /// Without a usable store there is no lease either: each request fetches its own token.
+    fn fetch_alone(&self, valid: Option<TokenRecord>) -> Result<Token> {
+        self.fetch(None, valid)
+    }
+
+    pub(super) fn usable(&self, record: &TokenRecord, refused: Option<&AccessToken>) -> bool {
+        self.is_fresh(record) && Some(&record.access_token) != refused
+    }
+
+    pub(super) fn log(&self, line: &str) {
         (self.ports.log)(line)
     }
 }
 
-fn cached_token(record: TokenRecord) -> Token {
+pub(super) fn cached_token(record: TokenRecord) -> Token {
     Token {
         record,
         source: TokenSource::Cached,
@@ -172,13 +275,14 @@ pub(crate) mod test_support {
         }
     }
 
-    /// A clock stopped at one instant.
+    /// A clock stopped at one instant (Unix seconds); sleeping does not move it.
     pub(crate) struct At(pub u64);
 
     impl Clock for At {
-        fn now(&self) -> u64 {
-            self.0
+        fn now_ms(&self) -> u64 {
+            self.0 * 1000
         }
+        fn sleep(&self, _: Duration) {}
     }
 
     /// A client-credentials config with a space in the id and `&` in the secret, so tests see
@@ -201,17 +305,23 @@ pub(crate) mod test_support {
         clock: &'a dyn Clock,
     ) -> TokenPorts<'a> {
         TokenPorts {
-            store,
+            store: Some(store),
             endpoint,
             clock,
             log: &|_| {},
         }
     }
+
+    /// The one contender of a single-request unit test.
+    pub(crate) const ME: Contender = Contender {
+        id: 1,
+        fetch_timeout: Duration::from_secs(30),
+    };
 }
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{ports, token_config, At, MapStore};
+    use super::test_support::{ports, token_config, At, MapStore, ME};
     use super::*;
     use crate::config::ClientAuth;
     use crate::error::Error;
@@ -228,6 +338,7 @@ mod tests {
             access_token: AccessToken::new("tok"),
             token_type: "Bearer".into(),
             expires_at,
+            issued_at: None,
         }
     }
 
@@ -258,7 +369,7 @@ mod tests {
 
     fn run(store: &MapStore, endpoint: &Endpoint, now: u64) -> Result<(TokenRecord, TokenSource)> {
         let c = cfg();
-        let token = TokenCache::new(&c, ports(store, endpoint, &At(now))).get()?;
+        let token = TokenCache::new(&c, ports(store, endpoint, &At(now)), ME).get()?;
         Ok((token.record, token.source))
     }
 
@@ -273,24 +384,89 @@ mod tests {
     }
 
     #[test]
-    fn invalidate_keeps_a_newer_token_stored_meanwhile() {
+    fn replace_uses_a_newer_token_stored_meanwhile_and_never_deletes_it() {
         let store = MapStore::default();
         let c = cfg();
         let ep = endpoint(false);
-        let tokens = TokenCache::new(&c, ports(&store, &ep, &At(0)));
+        let tokens = TokenCache::new(&c, ports(&store, &ep, &At(0)), ME);
         let mut refused = record(100);
         refused.access_token = AccessToken::new("old");
         store.set(&cache_key(&c), &record(100).to_bytes()).unwrap();
-        tokens.invalidate(&refused);
+        let token = tokens.replace(&refused).unwrap();
+        assert_eq!(
+            (token.record.access_token.secret(), token.source),
+            ("tok", TokenSource::Cached),
+            "another request's token is used"
+        );
+        assert_eq!(*ep.calls.borrow(), 0, "no fetch");
         assert!(
             store.get(&cache_key(&c)).unwrap().is_some(),
             "another token is kept"
         );
-        tokens.invalidate(&record(100));
-        assert!(
-            store.get(&cache_key(&c)).unwrap().is_none(),
-            "the refused one goes"
+        let token = tokens.replace(&record(100)).unwrap();
+        assert_eq!(
+            (token.record.access_token.secret(), token.source),
+            ("t1", TokenSource::Fetched),
+            "the refused one is replaced"
         );
+        let stored = TokenRecord::from_bytes(&store.get(&cache_key(&c)).unwrap().unwrap());
+        assert_eq!(stored.unwrap().access_token.secret(), "t1");
+    }
+
+    #[test]
+    fn the_lease_key_is_apart_from_the_token_key_and_has_no_credentials() {
+        let (token, lease) = (cache_key(&cfg()), lease_key(&cfg()));
+        assert_ne!(token, lease);
+        assert!(lease.len() <= 255);
+        assert!(!lease.contains("my id") && !lease.contains("s&cret"));
+    }
+
+    #[test]
+    fn without_a_store_every_request_fetches_and_nothing_is_kept() {
+        let ep = endpoint(false);
+        let c = cfg();
+        let unused = MapStore::default();
+        let mut p = ports(&unused, &ep, &At(0));
+        p.store = None;
+        for _ in 0..2 {
+            let token = TokenCache::new(&c, p, ME).get().unwrap();
+            assert_eq!(token.source, TokenSource::Fetched);
+        }
+        assert_eq!(*ep.calls.borrow(), 2);
+    }
+
+    #[test]
+    fn a_failing_store_read_is_logged_once_and_the_token_fetched() {
+        struct Broken;
+        impl TokenStore for Broken {
+            fn get(&self, _: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+                Err("down".into())
+            }
+            fn set(&self, _: &str, _: &[u8]) -> std::result::Result<(), String> {
+                Err("down".into())
+            }
+            fn delete(&self, _: &str) -> std::result::Result<(), String> {
+                Err("down".into())
+            }
+        }
+        let ep = endpoint(false);
+        let c = cfg();
+        let lines = RefCell::new(Vec::new());
+        let log = |line: &str| lines.borrow_mut().push(line.to_string());
+        let p = TokenPorts {
+            store: Some(&Broken),
+            endpoint: &ep,
+            clock: &At(0),
+            log: &log,
+        };
+        let token = TokenCache::new(&c, p, ME).get().unwrap();
+        assert_eq!(token.source, TokenSource::Fetched);
+        let about_the_store = lines
+            .borrow()
+            .iter()
+            .filter(|l| l.contains("token cache") || l.contains("token lease"))
+            .count();
+        assert_eq!(about_the_store, 1, "{:?}", lines.borrow());
     }
 
     #[test]
@@ -300,12 +476,13 @@ mod tests {
         let (first, src) = run(&store, &ep, 0).unwrap();
         assert_eq!(src, TokenSource::Fetched);
         assert_eq!(first.expires_at, 100);
-        let (again, src) = run(&store, &ep, 39).unwrap();
+        // A 100 s token: the 60 s skew is clamped to half its life, so it is fresh until 50.
+        let (again, src) = run(&store, &ep, 49).unwrap();
         assert_eq!(
             (again.access_token.secret(), src),
             ("t1", TokenSource::Cached)
         );
-        let (next, src) = run(&store, &ep, 40).unwrap();
+        let (next, src) = run(&store, &ep, 50).unwrap();
         assert_eq!(
             (next.access_token.secret(), src),
             ("t2", TokenSource::Fetched)
@@ -327,18 +504,27 @@ mod tests {
     }
 
     #[test]
-    fn refresh_drops_the_cached_token() {
+    fn a_short_token_is_reused_and_its_clamped_skew_logged_once() {
+        struct Short(RefCell<u32>);
+        impl TokenEndpoint for Short {
+            fn send(&self, _: &TokenRequest) -> Result<(u16, Vec<u8>)> {
+                *self.0.borrow_mut() += 1;
+                Ok((200, br#"{"access_token":"t","expires_in":30}"#.to_vec()))
+            }
+        }
         let store = MapStore::default();
-        let ep = endpoint(false);
-        run(&store, &ep, 0).unwrap();
+        let ep = Short(RefCell::new(0));
         let c = cfg();
-        let stored = store.get(&cache_key(&c)).unwrap().unwrap();
-        let fresh = TokenCache::new(&c, ports(&store, &ep, &At(1)))
-            .refresh(&TokenRecord::from_bytes(&stored).unwrap())
-            .unwrap();
-        assert_eq!(fresh.record.access_token.secret(), "t2");
-        assert_eq!(fresh.source, TokenSource::Fetched);
-        let stored = TokenRecord::from_bytes(&store.get(&cache_key(&c)).unwrap().unwrap());
-        assert_eq!(stored.unwrap().access_token.secret(), "t2");
+        let lines = RefCell::new(Vec::new());
+        let log = |line: &str| lines.borrow_mut().push(line.to_string());
+        for now in [0, 5, 10, 14] {
+            let clock = At(now);
+            let mut p = ports(&store, &ep, &clock);
+            p.log = &log;
+            TokenCache::new(&c, p, ME).get().unwrap();
+        }
+        assert_eq!(*ep.0.borrow(), 1, "a 30 s token is reused for 15 s");
+        assert_eq!(lines.borrow().len(), 1);
+        assert!(lines.borrow()[0].contains("refreshed 15 s before it expires"));
     }
 }

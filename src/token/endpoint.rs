@@ -89,24 +89,40 @@ struct TokenReply {
     access_token: Option<String>,
     token_type: Option<String>,
     #[serde(default, deserialize_with = "lenient_seconds")]
-    expires_in: Option<u64>,
+    expires_in: Option<Lifetime>,
 }
 
-/// `expires_in` as a number (RFC) or a string of digits (Getty sometimes sends `"1800"`).
-fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+/// What `expires_in` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifetime {
+    Seconds(u64),
+    /// Zero or negative: the endpoint says the token has already expired.
+    Over,
+}
+
+/// `expires_in` as a number (RFC) or a string of digits (Getty sometimes sends `"1800"`), either
+/// possibly negative. Text that is no number at all counts as absent, so the stated default
+/// applies.
+fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Lifetime>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Seconds {
         Number(serde_json::Number),
         Text(String),
     }
-    Ok(match Option::<Seconds>::deserialize(d)? {
+    let seconds = match Option::<Seconds>::deserialize(d)? {
         None => None,
-        Some(Seconds::Number(n)) => n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
-        Some(Seconds::Text(s)) => s.trim().parse::<u64>().ok(),
-    })
+        Some(Seconds::Number(n)) => n.as_f64(),
+        Some(Seconds::Text(s)) => s.trim().parse::<i64>().ok().map(|n| n as f64),
+    };
+    Ok(seconds.map(|s| {
+        if s >= 1.0 {
+            // `as` saturates: 1e300 becomes u64::MAX, capped below.
+            Lifetime::Seconds(s as u64)
+        } else {
+            Lifetime::Over
+        }
+    }))
 }
 
 /// Turns the endpoint's answer into a record. The reason in an error is ours (status, shape),
@@ -134,17 +150,21 @@ pub fn parse_token_reply(
             "its access_token cannot be sent in a header",
         ));
     }
-    let lifetime = reply.expires_in.unwrap_or(default_ttl_secs);
-    if lifetime == 0 {
-        return Err(Error::token_endpoint(
-            "its token expires immediately (expires_in 0)",
-        ));
-    }
+    let lifetime = match reply.expires_in {
+        None => default_ttl_secs,
+        Some(Lifetime::Seconds(secs)) => secs,
+        Some(Lifetime::Over) => {
+            return Err(Error::token_endpoint(
+                "its token has already expired (expires_in is zero or negative)",
+            ))
+        }
+    };
     Ok(TokenRecord {
         access_token: AccessToken::new(access_token),
         token_type: reply.token_type.unwrap_or_else(|| "Bearer".into()),
         // A lifetime beyond a year is a server bug or a joke; cap it so no token is "forever".
         expires_at: now.saturating_add(lifetime.min(MAX_LIFETIME_SECS)),
+        issued_at: Some(now),
     })
 }
 
@@ -198,6 +218,27 @@ mod tests {
         let huge = parse_token_reply(200, br#"{"access_token":"a","expires_in":1e300}"#, 100, 300)
             .unwrap();
         assert_eq!(huge.expires_at, 100 + MAX_LIFETIME_SECS);
+    }
+
+    #[test]
+    fn negative_lifetimes_are_refused_as_number_or_string() {
+        for body in [
+            &br#"{"access_token":"a","expires_in":-5}"#[..],
+            br#"{"access_token":"a","expires_in":"-5"}"#,
+            br#"{"access_token":"a","expires_in":" -1 "}"#,
+            br#"{"access_token":"a","expires_in":-0.5}"#,
+            br#"{"access_token":"a","expires_in":"0"}"#,
+        ] {
+            let err = parse_token_reply(200, body, 100, 300).unwrap_err();
+            assert_eq!(err.code(), "token_endpoint_failed", "{body:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_knows_when_it_was_issued() {
+        let r =
+            parse_token_reply(200, br#"{"access_token":"a","expires_in":30}"#, 100, 300).unwrap();
+        assert_eq!((r.issued_at, r.expires_at), (Some(100), 130));
     }
 
     #[test]

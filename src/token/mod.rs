@@ -1,5 +1,6 @@
 //! OAuth2 client-credentials tokens: the stored record (`record`), the token endpoint's request
-//! and reply (`endpoint`), and the per-request cache-or-fetch (`cache`).
+//! and reply (`endpoint`), the per-request cache-or-fetch (`cache`), and the fleet-wide single
+//! flight that elects one fetcher through a lease record (`flight`).
 //!
 //! The I/O comes in through small ports (`TokenStore`, `TokenEndpoint`, `Clock`), so all of this
 //! runs in native unit tests. Nothing here ever formats a token, the client secret or the
@@ -8,9 +9,10 @@
 
 mod cache;
 mod endpoint;
+mod flight;
 mod record;
 
-pub use cache::{cache_key, Clock, TokenCache, TokenPorts, TokenStore};
+pub use cache::{cache_key, lease_key, Clock, Contender, TokenCache, TokenPorts, TokenStore};
 pub use endpoint::{parse_token_reply, token_request, TokenEndpoint, TokenRequest};
 pub use record::TokenRecord;
 

@@ -1,7 +1,11 @@
-//! The token record kept in the key-value store, `{access_token, token_type, expires_at}`, and
-//! its freshness math.
+//! The token record kept in the key-value store, `{access_token, token_type, expires_at,
+//! issued_at}`, and its freshness math.
 //!
 //! The expiry is absolute (Unix seconds) because Spin's key-value store has no TTL of its own.
+//! `issued_at` gives the lifetime, so a refresh skew longer than a short token's life can be
+//! clamped: with the default 60 s skew a 30 s token would otherwise be stale on arrival and
+//! refetched on every request. A record without it (written before it existed) uses the plain
+//! skew.
 //! This module does not read or write the store (`cache` does) and does not talk to the token
 //! endpoint (`endpoint` does).
 
@@ -20,12 +24,32 @@ pub struct TokenRecord {
     pub token_type: String,
     /// Unix seconds after which the token must not be sent.
     pub expires_at: u64,
+    /// Unix seconds when the token was fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<u64>,
 }
 
 impl TokenRecord {
-    /// Fresh enough to use without asking for a new one: `now < expires_at - skew`.
+    /// Fresh enough to use without asking for a new one: `now < expires_at - skew`, with the skew
+    /// clamped by [`TokenRecord::effective_skew`].
     pub fn is_fresh(&self, now: u64, skew_secs: u64) -> bool {
-        now < self.expires_at.saturating_sub(skew_secs)
+        now < self
+            .expires_at
+            .saturating_sub(self.effective_skew(skew_secs))
+    }
+
+    /// The refresh skew for this token: at most half its lifetime, so every token is reused for
+    /// at least half of it however short it is.
+    pub fn effective_skew(&self, skew_secs: u64) -> u64 {
+        match self.issued_at {
+            Some(issued) => skew_secs.min(self.expires_at.saturating_sub(issued) / 2),
+            None => skew_secs,
+        }
+    }
+
+    /// Whether `skew_secs` had to be shortened for this token (logged once per fetch).
+    pub fn skew_is_clamped(&self, skew_secs: u64) -> bool {
+        self.effective_skew(skew_secs) < skew_secs
     }
 
     /// Still accepted by the upstream: `now < expires_at`. A token past this is never sent.
@@ -67,6 +91,7 @@ mod tests {
             access_token: AccessToken::new("tok"),
             token_type: "Bearer".into(),
             expires_at,
+            issued_at: None,
         }
     }
 
@@ -83,6 +108,25 @@ mod tests {
             "skew > lifetime"
         );
         assert!(r.is_fresh(999, 0));
+    }
+
+    #[test]
+    fn a_skew_longer_than_half_the_lifetime_is_clamped() {
+        let thirty = TokenRecord {
+            issued_at: Some(100),
+            ..record(130)
+        };
+        assert_eq!(thirty.effective_skew(60), 15);
+        assert!(thirty.skew_is_clamped(60));
+        assert!(thirty.is_fresh(114, 60), "reused for half its life");
+        assert!(!thirty.is_fresh(115, 60));
+        let long = TokenRecord {
+            issued_at: Some(100),
+            ..record(1900)
+        };
+        assert_eq!(long.effective_skew(60), 60, "a long token keeps the skew");
+        assert!(!long.skew_is_clamped(60));
+        assert_eq!(record(130).effective_skew(60), 60, "no issued_at: no clamp");
     }
 
     #[test]

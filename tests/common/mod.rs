@@ -248,6 +248,15 @@ impl App {
         reply
     }
 
+    /// The key-value key of the stored token record, if there is one (the store may also hold
+    /// the lease record that elects the fetcher).
+    pub fn token_key(&self) -> Option<String> {
+        self.host
+            .kv_keys("default")
+            .into_iter()
+            .find(|k| k.starts_with("credential-proxy:token:"))
+    }
+
     /// The canary check: no secret and no issued token in any answer or any log line.
     pub fn assert_no_secrets(&self) {
         check_no_secrets(&self.host, &self.tokens, &self.replies.lock().unwrap());
