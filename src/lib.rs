@@ -13,6 +13,7 @@ pub mod error;
 pub mod headers;
 pub mod origins;
 pub mod path;
+pub mod response_cache;
 pub mod retry;
 pub mod routes;
 pub mod secret;
@@ -49,15 +50,32 @@ fn handle(req: IncomingRequest, response_out: ResponseOutparam) {
         Ok(Plan::Preflight(headers)) => return respond(out, &answer::preflight(headers)),
         Ok(Plan::Forward(forward)) => forward,
     };
+    // A response cache hit needs no token and no outbound request: look before either.
+    let cache = spin_io::SpinResponseCache::open(&cfg, &forward);
+    if let Some(hit) = cache.as_ref().and_then(spin_io::SpinResponseCache::lookup) {
+        return respond(out, &answer::cached(hit, cors));
+    }
     let sent = match spin_io::send(&cfg, req, &forward) {
         Ok(sent) => sent,
         Err(e) => return respond(out, &answer::error(&forward.method, &e, cors)),
     };
-    let answer = answer::upstream(&cfg, &forward, &sent, &sent.response.head, cors);
-    if let Err(unsent) = spin_io::respond_streaming(out, &answer, sent.response) {
-        respond(
+    let mut answer = answer::upstream(&cfg, &forward, &sent, &sent.response.head, cors);
+    if cache.is_some() {
+        answer::mark_cache_miss(&mut answer);
+    }
+    let fill =
+        (cache.as_ref()).and_then(|c| c.fill(&cfg, sent.token.as_ref(), &sent.response.head));
+    let keep = fill.as_ref().map(|fill| fill.limit);
+    match spin_io::respond_streaming_kept(out, &answer, sent.response, keep) {
+        Ok(Some(body)) => {
+            if let (Some(cache), Some(fill)) = (&cache, fill) {
+                cache.store(&cfg, sent.token.as_ref(), fill, body);
+            }
+        }
+        Ok(None) => {}
+        Err(unsent) => respond(
             unsent.out,
             &answer::error(&forward.method, &unsent.error, cors),
-        );
+        ),
     }
 }

@@ -8,7 +8,7 @@
 //! with JSON; after that, a failure can only cut the body short.
 
 use spin_sdk::wit::wasi::http0_2_0::types::{OutgoingBody, OutgoingResponse, ResponseOutparam};
-use wasi::io::streams::StreamError;
+use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
 use super::convert::fields_out;
 use super::outbound::{write_body, UpstreamResponse};
@@ -48,6 +48,19 @@ pub fn respond_streaming(
     answer: &Answer,
     upstream: UpstreamResponse,
 ) -> Result<(), Unsent> {
+    respond_streaming_kept(out, answer, upstream, None).map(|_| ())
+}
+
+/// [`respond_streaming`], and with `keep = Some(limit)` also a copy of the body for the response
+/// cache: `Some(body)` when the whole body went to the client and was at most `limit` bytes.
+/// Past the limit the copy is dropped and the rest is spliced as usual, so a large answer is
+/// never held.
+pub fn respond_streaming_kept(
+    out: ResponseOutparam,
+    answer: &Answer,
+    upstream: UpstreamResponse,
+    keep: Option<u64>,
+) -> Result<Option<Vec<u8>>, Unsent> {
     log_line(answer);
     let unsent = |out, error| Err(Unsent { out, error });
     let Ok(fields) = fields_out(&answer.headers) else {
@@ -65,24 +78,65 @@ pub fn respond_streaming(
     // From here the status is sent; a failure can only cut the body short.
     ResponseOutparam::set(out, Ok(response));
     let Ok(out_stream) = out_body.write() else {
-        return Ok(());
+        return Ok(None);
     };
+    let mut kept = keep.map(|limit| (limit, Vec::new()));
     loop {
-        match out_stream.blocking_splice(&in_stream, CHUNK) {
-            Ok(_) => {}
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(_)) => {
+        let step = match &mut kept {
+            Some((limit, copy)) => {
+                let step = tee(&in_stream, &out_stream, copy);
+                if copy.len() as u64 > *limit {
+                    kept = None;
+                }
+                step
+            }
+            None => match out_stream.blocking_splice(&in_stream, CHUNK) {
+                Ok(_) => Step::More,
+                Err(StreamError::Closed) => Step::End,
+                Err(StreamError::LastOperationFailed(_)) => Step::Broke,
+            },
+        };
+        match step {
+            Step::More => {}
+            Step::End => break,
+            Step::Broke => {
                 // Not finishing the body tells the client the answer is incomplete.
                 log("the response body broke off mid-stream");
-                return Ok(());
+                return Ok(None);
             }
         }
     }
     drop(out_stream);
     drop(in_stream);
     drop(in_body);
-    let _ = OutgoingBody::finish(out_body, None);
-    Ok(())
+    if OutgoingBody::finish(out_body, None).is_err() {
+        return Ok(None);
+    }
+    Ok(kept.map(|(_, copy)| copy))
+}
+
+enum Step {
+    More,
+    End,
+    Broke,
+}
+
+/// Moves one chunk from `from` to `to`, keeping a copy. Only the end of `from` is [`Step::End`];
+/// a client that stops reading is [`Step::Broke`], so a cut-off copy is never stored.
+fn tee(from: &InputStream, to: &OutputStream, copy: &mut Vec<u8>) -> Step {
+    let chunk = match from.blocking_read(CHUNK) {
+        Ok(chunk) => chunk,
+        Err(StreamError::Closed) => return Step::End,
+        Err(StreamError::LastOperationFailed(_)) => return Step::Broke,
+    };
+    // blocking-write-and-flush takes at most 4096 bytes per call (wasi:io streams).
+    for piece in chunk.chunks(4096) {
+        if to.blocking_write_and_flush(piece).is_err() {
+            return Step::Broke;
+        }
+    }
+    copy.extend_from_slice(&chunk);
+    Step::More
 }
 
 fn log_line(answer: &Answer) {
