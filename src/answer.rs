@@ -294,6 +294,47 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_hit_has_its_length_age_cors_and_no_token_header() {
+        let hit = Hit {
+            status: StatusCode::OK,
+            headers: map(&[("content-type", b"application/json"), ("age", b"99")]),
+            body: b"{}".to_vec(),
+            age: 7,
+        };
+        let answer = cached(hit, &map(&[("vary", b"Origin")]));
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.headers["content-length"], "2");
+        assert_eq!(answer.headers["age"], "7");
+        assert_eq!(answer.headers["vary"], "Origin");
+        assert_eq!(answer.headers[CACHE_HEADER], "hit");
+        assert!(!answer.headers.contains_key(TOKEN_HEADER));
+        assert_eq!(answer.body, b"{}");
+    }
+
+    #[test]
+    fn storable_headers_are_scrubbed_and_refused_when_a_secret_was_removed() {
+        let cfg = Config::load(&MapVars(
+            [
+                ("upstream_url", "https://api.example.com"),
+                ("api_key", "KEY-1"),
+                ("api_key_query", "api_key"),
+            ]
+            .into_iter()
+            .collect(),
+        ))
+        .unwrap();
+        let head = |pairs: &[(&'static str, &[u8])]| ResponseHead {
+            status: StatusCode::OK,
+            headers: map(pairs),
+        };
+        let clean = head(&[("etag", b"\"v1\""), ("set-cookie", b"a=1")]);
+        let stored = storable_headers(&cfg, None, &clean).unwrap();
+        assert_eq!(names(&stored), ["etag"]);
+        let echo = head(&[("etag", b"\"v1\""), ("link", b"</x?api_key=KEY-1>")]);
+        assert!(storable_headers(&cfg, None, &echo).is_none());
+    }
+
+    #[test]
     fn a_preflight_is_a_204_with_its_headers() {
         let answer = preflight(map(&[("access-control-max-age", b"600")]));
         assert_eq!(answer.status, StatusCode::NO_CONTENT);
