@@ -2,7 +2,8 @@
 //! browser.
 //!
 //! This file only wires: the edge reads the request, `config` reads the variables, `decision`
-//! decides, the edge sends, `answer` builds what the browser gets and the edge writes it.
+//! decides, `response_cache` may answer a GET from the store, the edge sends, `answer` builds
+//! what the browser gets and the edge writes it (keeping a copy for the cache when it may).
 //! `ARCHITECTURE.md` has the request flow and a map of every module.
 
 pub mod answer;
@@ -63,13 +64,15 @@ fn handle(req: IncomingRequest, response_out: ResponseOutparam) {
     if cache.is_some() {
         answer::mark_cache_miss(&mut answer);
     }
-    let fill =
-        (cache.as_ref()).and_then(|c| c.fill(&cfg, sent.token.as_ref(), &sent.response.head));
+    let token = sent.token.as_ref();
+    let fill = cache
+        .as_ref()
+        .and_then(|c| c.fill(&cfg, token, &sent.response.head));
     let keep = fill.as_ref().map(|fill| fill.limit);
     match spin_io::respond_streaming_kept(out, &answer, sent.response, keep) {
         Ok(Some(body)) => {
             if let (Some(cache), Some(fill)) = (&cache, fill) {
-                cache.store(&cfg, sent.token.as_ref(), fill, body);
+                cache.store(&cfg, token, fill, body);
             }
         }
         Ok(None) => {}
