@@ -1,10 +1,10 @@
 //! The opt-in response cache: upstream answers to GET kept in the key-value store, so identical
 //! calls from many visitors spend the upstream's quota once per lifetime.
 //!
-//! On (`cache_ttl_secs` > 0) for GET only. A lookup comes before the token and the outbound
-//! request, so a hit costs one key-value read and nothing else. A miss that `policy` allows is
-//! stored after the answer has streamed whole to the browser, one write per fill; a failing store
-//! is a miss, logged, never an error. Entries live in at most `cache_slots` keys
+//! On (`cache_ttl_secs` > 0) for GET only, never one with a body. A lookup comes before the
+//! token and the outbound request, so a hit costs one key-value read and nothing else. A miss
+//! that `policy` allows is stored after the answer has streamed whole to the browser, one write
+//! per fill; a failing store is a miss, logged, never an error. Entries live in at most `cache_slots` keys
 //! (`entry::RequestKey::slot_key`), because the store has no TTL and no eviction. The bytes in
 //! the store are the browser's answer after scrubbing (`answer::storable_headers`), never one
 //! from which a secret was scrubbed or whose body holds one. The edge tees the body
@@ -66,7 +66,12 @@ impl ResponseCache {
     /// `None` when the cache is off or the request is not a GET.
     pub fn for_request(cfg: &Config, forward: &Forward) -> Option<ResponseCache> {
         let cache = cfg.cache?;
-        if forward.method != Method::GET {
+        // A GET that declares a body is odd, and the key could not cover it.
+        let has_body = forward
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|len| len.as_bytes() != b"0");
+        if forward.method != Method::GET || has_body {
             return None;
         }
         let key_cfg = cfg.static_key.as_ref();
@@ -300,6 +305,11 @@ mod tests {
             assert!(ResponseCache::for_request(&cfg, &forward(&cfg, method, "q=1")).is_none());
         }
         assert!(ResponseCache::for_request(&on, &forward(&on, Method::GET, "q=1")).is_some());
+        let mut with_body = forward(&on, Method::GET, "q=1");
+        with_body
+            .headers
+            .insert("content-length", HeaderValue::from_static("5"));
+        assert!(ResponseCache::for_request(&on, &with_body).is_none());
     }
 
     #[test]
