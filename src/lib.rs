@@ -71,6 +71,7 @@ fn serve(req: IncomingRequest, out: Outparam, entry: &mut Entry) -> bool {
     }
 }
 
+/// The request under a config that loaded: decide, send, answer, and note each step.
 fn proxy(cfg: &Config, req: IncomingRequest, head: &RequestHead, out: Outparam, entry: &mut Entry) {
     let decision = decision::decide(cfg, head);
     entry.path(decision.path.as_deref());
