@@ -63,6 +63,8 @@ pub struct Config {
     pub max_body_bytes: u64,
     pub upstream_timeout: Duration,
     pub kv_store: String,
+    /// One JSON line per request on stdout (`access_log`).
+    pub access_log: bool,
 }
 
 const DEFAULT_ROUTES: &str = "GET /**";
@@ -124,6 +126,8 @@ impl Config {
             ));
         }
 
+        let access_log = load_access_log(vars)?;
+
         Ok(Config {
             upstream_url,
             static_key,
@@ -133,7 +137,19 @@ impl Config {
             max_body_bytes,
             upstream_timeout: Duration::from_secs(timeout_secs),
             kv_store,
+            access_log,
         })
+    }
+}
+
+/// `access_log` alone: `on` (the default) or `off`, `true`/`false` accepted too, in any case.
+/// Read by itself when the rest of the config is broken, so that failure is still logged.
+pub fn load_access_log(vars: &dyn Variables) -> Result<bool> {
+    let text = text_or(vars, "access_log", "on")?;
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(Error::config("access_log", "must be `on` or `off`")),
     }
 }
 
@@ -469,6 +485,26 @@ mod tests {
         let printed = format!("{cfg:?}");
         assert!(!printed.contains("key-abc"));
         assert!(!printed.contains("secret-xyz"));
+    }
+
+    #[test]
+    fn access_log_is_on_unless_switched_off() {
+        assert!(load(&getty()).unwrap().access_log);
+        for (value, on) in [
+            ("off", false),
+            (" OFF ", false),
+            ("false", false),
+            ("On", true),
+        ] {
+            let cfg = load(&with(getty(), "access_log", value)).unwrap();
+            assert_eq!(cfg.access_log, on, "for {value:?}");
+        }
+        let err = load(&with(getty(), "access_log", "no")).unwrap_err();
+        assert_eq!(variable_of(err), "access_log");
+        // Alone, for a config that is otherwise broken.
+        let broken = MapVars([("access_log", "off")].into_iter().collect());
+        assert!(Config::load(&broken).is_err());
+        assert_eq!(load_access_log(&broken), Ok(false));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! This module writes what it is given and logs the answer's line; it builds no status or
 //! header itself. When a streamed answer fails before its status is committed, the
 //! [`ResponseOutparam`] comes back with the error ([`Unsent`]) so the caller can still answer
-//! with JSON; after that, a failure can only cut the body short.
+//! with JSON; after that, a failure can only cut the body short, which it reports as
+//! [`Written::CutShort`] for the access log.
 
 use spin_sdk::wit::wasi::http0_2_0::types::{OutgoingBody, OutgoingResponse, ResponseOutparam};
 use wasi::io::streams::StreamError;
@@ -14,6 +15,7 @@ use super::convert::fields_out;
 use super::outbound::{write_body, UpstreamResponse};
 use super::request::CHUNK;
 use super::{internal, log};
+use crate::access_log::Written;
 use crate::answer::Answer;
 use crate::error::{Error, Failure};
 
@@ -24,21 +26,23 @@ pub struct Unsent {
 }
 
 /// Sends a whole answer that the proxy made itself (errors, preflights).
-pub fn respond(out: ResponseOutparam, answer: &Answer) {
+pub fn respond(out: ResponseOutparam, answer: &Answer) -> Written {
     log_line(answer);
     let Ok(fields) = fields_out(&answer.headers) else {
         log("could not build response headers");
-        return;
+        return Written::CutShort;
     };
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(answer.status.as_u16());
     let Ok(out_body) = response.body() else {
-        return;
+        return Written::CutShort;
     };
     ResponseOutparam::set(out, Ok(response));
     if write_body(out_body, &answer.body, None, u64::MAX).is_err() {
         log("the client went away before the answer was written");
+        return Written::CutShort;
     }
+    Written::Complete
 }
 
 /// Streams the upstream's answer back: the status and headers of `answer`, then the upstream's
@@ -47,7 +51,7 @@ pub fn respond_streaming(
     out: ResponseOutparam,
     answer: &Answer,
     upstream: UpstreamResponse,
-) -> Result<(), Unsent> {
+) -> Result<Written, Unsent> {
     log_line(answer);
     let unsent = |out, error| Err(Unsent { out, error });
     let Ok(fields) = fields_out(&answer.headers) else {
@@ -65,7 +69,7 @@ pub fn respond_streaming(
     // From here the status is sent; a failure can only cut the body short.
     ResponseOutparam::set(out, Ok(response));
     let Ok(out_stream) = out_body.write() else {
-        return Ok(());
+        return Ok(Written::CutShort);
     };
     loop {
         match out_stream.blocking_splice(&in_stream, CHUNK) {
@@ -74,15 +78,17 @@ pub fn respond_streaming(
             Err(StreamError::LastOperationFailed(_)) => {
                 // Not finishing the body tells the client the answer is incomplete.
                 log("the response body broke off mid-stream");
-                return Ok(());
+                return Ok(Written::CutShort);
             }
         }
     }
     drop(out_stream);
     drop(in_stream);
     drop(in_body);
-    let _ = OutgoingBody::finish(out_body, None);
-    Ok(())
+    if OutgoingBody::finish(out_body, None).is_err() {
+        return Ok(Written::CutShort);
+    }
+    Ok(Written::Complete)
 }
 
 fn log_line(answer: &Answer) {
