@@ -223,3 +223,30 @@ async fn upstream_streams_large_bodies_and_can_be_slow() {
     send("GET", &format!("{}/slow", up.url()), &[], "").await;
     assert!(start.elapsed() >= Duration::from_millis(300));
 }
+
+#[tokio::test]
+async fn mock_servers_stop_on_shutdown_and_clones_share_them() {
+    let t = TokenServer::start().await;
+    let clone = t.clone();
+    let form = "grant_type=client_credentials&client_id=a&client_secret=b";
+    assert_eq!(token(&clone, form, &[]).await.0, 200);
+    assert_eq!(t.calls(), 1, "clones share one server and its state");
+    drop(clone);
+    assert_eq!(
+        token(&t, form, &[]).await.0,
+        200,
+        "dropping a clone stops nothing"
+    );
+
+    let up = Upstream::start().await;
+    up.shutdown();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let gone = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get(format!("{}/x", up.url()).parse().unwrap()),
+    )
+    .await
+    .expect("a stopped server answers or refuses at once");
+    assert!(gone.is_err(), "a stopped server serves nothing");
+}
