@@ -1,87 +1,22 @@
-//! The wasmtime side: one shared `Engine`, turning a wasip1 core module into a component with the
-//! preview1 *reactor* adapter (what Spin does at load time), compiling and caching components,
-//! the linker with wasi:cli/io/clocks/random (p2), wasi:http and the two Spin interfaces, and the
-//! per-request store data `Ctx` with its stdout/stderr captured into the host's log buffer.
+//! Turning a `.wasm` file into a compiled wasmtime `Component`: the one process-wide `Engine`,
+//! wrapping a wasip1 core module into a component with the preview1 *reactor* adapter (what Spin
+//! does at load time), and compiling with two caches.
 //!
 //! Compiled components are cached in the process (by path, mtime and size) and on disk next to
 //! the wasm (`.spin-test-host-cache/*.cwasm`, keyed by a hash of the component bytes and the
 //! engine's compatibility hash), because every test binary is its own process and Cranelift on
-//! 2 cores takes seconds per component. It does not route or serve HTTP (see `server.rs`).
+//! 2 cores takes seconds per component. It does not link or run anything (see
+//! `server/instance.rs`).
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context as TaskContext, Poll};
+use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use anyhow::{anyhow, Context, Result};
-use tokio::io::AsyncWrite;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-
-use crate::kv::KvAccess;
-use crate::outbound::OutboundHooks;
-use crate::variables::ComponentVariables;
-
-/// Store data for one request's instance.
-pub struct Ctx {
-    pub table: ResourceTable,
-    pub wasi: WasiCtx,
-    pub http: WasiHttpCtx,
-    pub hooks: OutboundHooks,
-    pub kv: KvAccess,
-    pub vars: Arc<ComponentVariables>,
-}
-
-impl Ctx {
-    pub fn new(
-        hooks: OutboundHooks,
-        kv: KvAccess,
-        vars: Arc<ComponentVariables>,
-        logs: &LogSink,
-    ) -> Ctx {
-        // Spin gives a component no args, no host env and no preopened dirs unless the manifest
-        // asks (`environment`, `files`), which this project does not use.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(logs.clone())
-            .stderr(logs.clone())
-            .build();
-        Ctx {
-            table: ResourceTable::new(),
-            wasi,
-            http: WasiHttpCtx::new(),
-            hooks,
-            kv,
-            vars,
-        }
-    }
-}
-
-impl WasiView for Ctx {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for Ctx {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
-    }
-}
 
 /// The process-wide engine (async is always on in this wasmtime).
 pub fn engine() -> &'static Engine {
@@ -189,99 +124,6 @@ fn remove_stale(dir: &Path, stem: &str) {
     }
 }
 
-/// Links everything a Spin http component may import and pre-instantiates it.
-pub fn prepare(component: &Component) -> Result<ProxyPre<Ctx>> {
-    let mut linker: Linker<Ctx> = Linker::new(engine());
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("{e:?}"))?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-        .map_err(|e| anyhow!("{e:?}"))?;
-    crate::bindings::fermyon::spin::key_value::add_to_linker::<Ctx, HasSelf<Ctx>>(
-        &mut linker,
-        |c| c,
-    )
-    .map_err(|e| anyhow!("{e:?}"))?;
-    crate::bindings::fermyon::spin::variables::add_to_linker::<Ctx, HasSelf<Ctx>>(
-        &mut linker,
-        |c| c,
-    )
-    .map_err(|e| anyhow!("{e:?}"))?;
-    // Spin links more interfaces (sqlite, redis, llm, ...); a component importing one of those
-    // fails here with wasmtime's "matching implementation was not found" naming it.
-    // (`define_unknown_imports_as_traps` is not used: it shadows the semver-matched wasi 0.2.x
-    // resources the preview1 adapter imports and breaks type checking.)
-    let pre = linker
-        .instantiate_pre(component)
-        .map_err(|e| anyhow!("{e:?}"))?;
-    ProxyPre::new(pre).map_err(|e| anyhow!("component is not a wasi:http proxy: {e:?}"))
-}
-
-/// The shared buffer all instances' stdout and stderr go to.
-#[derive(Clone, Default)]
-pub struct LogSink {
-    buf: Arc<Mutex<Vec<u8>>>,
-    echo: bool,
-}
-
-impl LogSink {
-    /// `SPIN_TEST_HOST_ECHO=1` also copies everything to the real stderr.
-    pub fn new() -> LogSink {
-        LogSink {
-            buf: Arc::default(),
-            echo: std::env::var("SPIN_TEST_HOST_ECHO").is_ok_and(|v| v == "1"),
-        }
-    }
-
-    pub fn write(&self, bytes: &[u8]) {
-        self.buf
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(bytes);
-        if self.echo {
-            let _ = std::io::stderr().write_all(bytes);
-        }
-    }
-
-    /// Appends a host-side line (guest traps, request errors).
-    pub fn host_line(&self, line: &str) {
-        self.write(format!("[spin-test-host] {line}\n").as_bytes());
-    }
-
-    pub fn contents(&self) -> String {
-        String::from_utf8_lossy(&self.buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-    }
-}
-
-impl IsTerminal for LogSink {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for LogSink {
-    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-impl AsyncWrite for LogSink {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.write(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,13 +136,5 @@ mod tests {
             component_preamble
         );
         assert!(componentize(b"\0asm\x01\0\0\0garbage").is_err());
-    }
-
-    #[test]
-    fn log_sink_collects_writes() {
-        let sink = LogSink::new();
-        sink.write(b"hello ");
-        sink.clone().write(b"world");
-        assert_eq!(sink.contents(), "hello world");
     }
 }

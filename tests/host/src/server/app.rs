@@ -1,49 +1,42 @@
-//! The running app: loads every HTTP-triggered component of a manifest, serves HTTP/1.1 on
-//! 127.0.0.1 with hyper, routes each request, and runs it in a FRESH store and instance of that
-//! component (the `InstancePre` is reused), streaming bodies both ways.
+//! The loaded app: every HTTP-triggered component of a manifest compiled and linked, the router,
+//! the shared key-value stores and logs, and the access log. It decides what answers a request:
+//! `/.well-known/spin/health`, Spin's empty 404 for an unmatched path, or the routed component
+//! run in a fresh instance (`invoke.rs`), whose failure before responding is an empty 500.
 //!
-//! Request handling follows Spin's `crates/trigger-http/src/{server,wasi,headers}.rs`: the URI
-//! given to the guest is `http://<Host header><path?query>`; the `spin-*` headers are appended
-//! after the client's headers (so a client-sent `spin-client-addr` comes first and the real one
-//! last); a guest that fails before responding gives an empty 500; an unmatched path an empty
-//! 404; a `Host` that names a `*.spin.internal` service is dropped; dropping the response body
-//! aborts the guest task. Service-chained requests enter through `handle_chained`, with
-//! client address `0.0.0.0:0` as in Spin.
+//! Follows Spin's `crates/trigger-http/src/server.rs`: a `Host` that names a `*.spin.internal`
+//! service is dropped; service-chained requests from components arrive through the
+//! [`ChainTarget`] implementation, routed as `/...` with client address `0.0.0.0:0`. It does not
+//! accept connections (see `listen.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::AbortHandle;
-use wasmtime::Store;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use hyper::body::Incoming;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpView};
+use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
-use crate::kv::{KvAccess, KvManager};
+use super::instance::{self, InstanceState};
+use super::invoke;
+use super::routes::{RouteMatch, Router};
 use crate::manifest::Manifest;
-use crate::outbound::{service_chaining_target, AllowedHosts, OutboundHooks};
-use crate::routes::{RouteMatch, Router};
-use crate::runtime::{self, Ctx, LogSink};
-use crate::variables::{ComponentVariables, ResolvedAppVariables};
-use crate::HostOptions;
+use crate::options::HostOptions;
+use crate::runtime::{self, LogSink};
+use crate::spin::allowed_hosts::{service_chaining_target, AllowedHosts};
+use crate::spin::kv::{KvAccess, KvManager};
+use crate::spin::outbound::{ChainTarget, OutboundHooks};
+use crate::spin::variables::{ComponentVariables, ResolvedAppVariables};
 
 /// A component ready to serve.
 struct LoadedComponent {
-    pre: ProxyPre<Ctx>,
+    pre: ProxyPre<InstanceState>,
     allowed: Arc<AllowedHosts>,
     kv_allowed: Arc<HashSet<String>>,
     vars: Arc<ComponentVariables>,
@@ -63,7 +56,7 @@ pub struct ServedRequest {
 }
 
 /// Everything requests share.
-pub struct AppState {
+pub struct App {
     components: HashMap<String, LoadedComponent>,
     router: Router,
     pub(crate) kv: Arc<KvManager>,
@@ -84,9 +77,9 @@ fn empty(status: StatusCode) -> Response<WasiBody> {
     r
 }
 
-impl AppState {
+impl App {
     /// Loads the manifest, resolves variables and compiles every HTTP-triggered component.
-    pub async fn load(opts: &HostOptions) -> Result<AppState> {
+    pub async fn load(opts: &HostOptions) -> Result<App> {
         let manifest = Manifest::load(&opts.manifest)?;
         let app_vars = ResolvedAppVariables::resolve(&manifest.variables, &opts.variables)?;
         let kv = Arc::new(KvManager::new(&opts.state_dir)?);
@@ -105,7 +98,7 @@ impl AppState {
             let component = tokio::task::spawn_blocking(move || runtime::load_component(&path))
                 .await
                 .context("component compilation panicked")??;
-            let pre = runtime::prepare(&component)
+            let pre = instance::prepare(&component)
                 .with_context(|| format!("cannot prepare component {id:?}"))?;
             let allowed = AllowedHosts::parse(&c.allowed_outbound_hosts, &app_vars)
                 .with_context(|| format!("component {id:?}: invalid allowed_outbound_hosts"))?;
@@ -121,7 +114,7 @@ impl AppState {
                 },
             );
         }
-        Ok(AppState {
+        Ok(App {
             components,
             router,
             kv,
@@ -209,7 +202,7 @@ impl AppState {
     }
 
     /// A service-chaining request from a component (`http://<target>.spin.internal/...`).
-    pub async fn handle_chained(
+    async fn handle_chained(
         self: Arc<Self>,
         target: String,
         req: Request<WasiBody>,
@@ -240,179 +233,44 @@ impl AppState {
         }
     }
 
+    /// Runs the routed component in a fresh instance with this component's grants.
     async fn execute(
         self: Arc<Self>,
         route_match: RouteMatch,
-        mut req: Request<WasiBody>,
+        req: Request<WasiBody>,
         client_addr: SocketAddr,
     ) -> Result<Response<WasiBody>> {
         let component = self
             .components
             .get(&route_match.component)
             .with_context(|| format!("unknown component {:?}", route_match.component))?;
-        prepare_request(&route_match, &mut req, client_addr)?;
-
-        let hooks = OutboundHooks {
+        let outbound = OutboundHooks {
             allowed: component.allowed.clone(),
-            app: self.clone(),
+            chain: self.clone(),
         };
         let kv = KvAccess {
             allowed: component.kv_allowed.clone(),
             manager: self.kv.clone(),
         };
-        let ctx = Ctx::new(hooks, kv, component.vars.clone(), &self.logs);
-        let mut store = Store::new(runtime::engine(), ctx);
-        let proxy = component
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| anyhow!("{e:?}"))
-            .context("instantiation failed")?;
-        let (tx, rx) = oneshot::channel();
-        let (request, response) = {
-            let mut http = store.data_mut().http();
-            let request = http
-                .new_incoming_request(Scheme::Http, req)
-                .map_err(|e| anyhow!("{e:?}"))?;
-            let response = http
-                .new_response_outparam(tx)
-                .map_err(|e| anyhow!("{e:?}"))?;
-            (request, response)
-        };
-        let handle = tokio::spawn(async move {
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, response)
-                .await
-                .map_err(|e| anyhow!("{e:?}"))
-        });
-        let abort = handle.abort_handle();
-        match rx.await {
-            Ok(result) => {
-                let logs = self.logs.clone();
-                tokio::spawn(async move {
-                    match handle.await {
-                        Err(e) if e.is_cancelled() => {}
-                        Err(e) => logs.host_line(&format!("guest invocation panicked: {e}")),
-                        Ok(Err(e)) => logs
-                            .host_line(&format!("component error after response started: {e:#}")),
-                        Ok(Ok(())) => {}
-                    }
-                });
-                let response = result
-                    .map_err(|code| anyhow!("guest failed to produce a response: {code:?}"))?;
-                Ok(response.map(|body| AbortOnDropBody { body, abort }.boxed_unsync()))
-            }
-            Err(_) => {
-                handle
-                    .await
-                    .context("guest invocation panicked")?
-                    .context("guest invocation failed")?;
-                bail!("guest failed to produce a response prior to returning")
-            }
-        }
+        let state = InstanceState::new(outbound, kv, component.vars.clone(), &self.logs);
+        invoke::invoke(
+            &component.pre,
+            state,
+            &route_match,
+            req,
+            client_addr,
+            &self.logs,
+        )
+        .await
     }
 }
 
-/// Sets the guest-visible URI (`http://<authority><path?query>`) and appends the `spin-*`
-/// headers after the client's own.
-fn prepare_request(
-    route_match: &RouteMatch,
-    req: &mut Request<WasiBody>,
-    client_addr: SocketAddr,
-) -> Result<()> {
-    let host_header = req
-        .headers()
-        .get(http::header::HOST)
-        .map(|h| h.to_str().map(str::to_string))
-        .transpose()
-        .context("'Host' header is not valid UTF-8")?;
-    let uri_authority = req.uri().authority().map(|a| a.to_string());
-    let authority = match (&host_header, &uri_authority) {
-        (None, None) => bail!("no 'Host' header present in request"),
-        (Some(h), Some(u)) if h != u => {
-            bail!("authority in 'Host' header does not match authority in URI")
-        }
-        (Some(a), _) | (None, Some(a)) => a.clone(),
-    };
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".to_string());
-    let host_for_url = host_header.as_deref().unwrap_or("localhost");
-    for (name, value) in route_match.spin_headers(host_for_url, &path_and_query, client_addr) {
-        req.headers_mut()
-            .append(name, HeaderValue::from_str(&value)?);
-    }
-    *req.uri_mut() = Uri::builder()
-        .scheme("http")
-        .authority(authority)
-        .path_and_query(path_and_query)
-        .build()
-        .context("cannot build request URI")?;
-    Ok(())
-}
-
-/// Aborts the guest task when hyper drops the body (client went away), as Spin does.
-struct AbortOnDropBody {
-    body: WasiBody,
-    abort: AbortHandle,
-}
-
-impl Drop for AbortOnDropBody {
-    fn drop(&mut self) {
-        self.abort.abort();
-    }
-}
-
-impl Body for AbortOnDropBody {
-    type Data = Bytes;
-    type Error = HttpError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// Accepts connections until `stop` fires (or its sender is dropped); then drops every open
-/// connection too, so a stopped host answers nothing, even on a kept-alive connection.
-pub async fn serve(app: Arc<AppState>, listener: TcpListener, mut stop: oneshot::Receiver<()>) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut stop => break,
-            Some(_) = connections.join_next() => continue,
-            a = listener.accept() => a,
-        };
-        let (stream, client_addr) = match accepted {
-            Ok(a) => a,
-            Err(_) => {
-                // e.g. out of file descriptors: back off instead of spinning.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let app = app.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(app.handle_external(req, client_addr).await) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+impl ChainTarget for App {
+    fn dispatch(
+        self: Arc<Self>,
+        component: String,
+        req: Request<WasiBody>,
+    ) -> Pin<Box<dyn Future<Output = Result<Response<WasiBody>>> + Send>> {
+        Box::pin(self.handle_chained(component, req))
     }
 }

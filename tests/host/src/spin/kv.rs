@@ -14,10 +14,20 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
-use wasmtime::component::Resource;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use crate::bindings::fermyon::spin::key_value::{self, Error};
-use crate::runtime::Ctx;
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "fermyon:spin/key-value-host",
+        imports: { default: async },
+        with: {
+            "fermyon:spin/key-value.store": super::KvStore,
+        },
+    });
+}
+
+use bindings::fermyon::spin::key_value::{self, Error};
 
 /// One store label's data and its backing file.
 #[derive(Debug)]
@@ -159,7 +169,27 @@ fn other(e: impl std::fmt::Display) -> Error {
     Error::Other(e.to_string())
 }
 
-impl Ctx {
+/// What one instance's key-value calls work on: its resource table and its grants.
+pub struct KvView<'a> {
+    pub table: &'a mut ResourceTable,
+    pub access: &'a KvAccess,
+}
+
+struct KvData;
+
+impl HasData for KvData {
+    type Data<'a> = KvView<'a>;
+}
+
+/// Links `fermyon:spin/key-value` into `linker`; `view` picks the instance's table and grants.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> KvView<'_>,
+) -> Result<()> {
+    key_value::add_to_linker::<T, KvData>(linker, view).map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+impl KvView<'_> {
     fn kv_store(&self, handle: &Resource<KvStore>) -> Result<Arc<FileStore>, Error> {
         self.table
             .get(handle)
@@ -168,17 +198,16 @@ impl Ctx {
     }
 }
 
-impl key_value::Host for Ctx {}
+impl key_value::Host for KvView<'_> {}
 
-impl key_value::HostStore for Ctx {
+impl key_value::HostStore for KvView<'_> {
     async fn open(&mut self, label: String) -> Result<Resource<KvStore>, Error> {
-        if !self.kv.allowed.contains(&label) {
+        if !self.access.allowed.contains(&label) {
             return Err(Error::AccessDenied);
         }
-        let store = self.kv.manager.store(&label).map_err(other)?;
+        let store = self.access.manager.store(&label).map_err(other)?;
         self.table.push(KvStore { store }).map_err(other)
     }
-
     async fn get(&mut self, s: Resource<KvStore>, key: String) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.kv_store(&s)?.get(&key))
     }
