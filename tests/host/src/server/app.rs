@@ -29,8 +29,9 @@ use super::routes::{RouteMatch, Router};
 use crate::manifest::Manifest;
 use crate::options::HostOptions;
 use crate::runtime::{self, LogSink};
+use crate::runtime_config;
 use crate::spin::allowed_hosts::{service_chaining_target, AllowedHosts};
-use crate::spin::kv::{KvAccess, KvManager};
+use crate::spin::kv::{KvAccess, KvStores};
 use crate::spin::outbound::{ChainTarget, OutboundHooks};
 use crate::spin::variables::{ComponentVariables, ResolvedAppVariables};
 
@@ -59,7 +60,7 @@ pub struct ServedRequest {
 pub struct App {
     components: HashMap<String, LoadedComponent>,
     router: Router,
-    pub(crate) kv: Arc<KvManager>,
+    pub(crate) kv: Arc<KvStores>,
     pub(crate) logs: LogSink,
     pub(crate) served: std::sync::Mutex<Vec<ServedRequest>>,
 }
@@ -82,7 +83,12 @@ impl App {
     pub async fn load(opts: &HostOptions) -> Result<App> {
         let manifest = Manifest::load(&opts.manifest)?;
         let app_vars = ResolvedAppVariables::resolve(&manifest.variables, &opts.variables)?;
-        let kv = Arc::new(KvManager::new(&opts.state_dir)?);
+        let mut stores = match &opts.runtime_config {
+            Some(path) => runtime_config::load(path)?,
+            None => Vec::new(),
+        };
+        stores.extend(opts.key_value_stores.iter().cloned());
+        let kv = Arc::new(KvStores::new(&opts.state_dir, stores));
         let router = Router::build(&manifest.http_triggers);
         let mut components = HashMap::new();
         for trigger in &manifest.http_triggers {
@@ -250,7 +256,7 @@ impl App {
         };
         let kv = KvAccess {
             allowed: component.kv_allowed.clone(),
-            manager: self.kv.clone(),
+            stores: self.kv.clone(),
         };
         let state = InstanceState::new(outbound, kv, component.vars.clone(), &self.logs);
         invoke::invoke(
