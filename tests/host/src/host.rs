@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::options::HostOptions;
 use crate::server::{self, App, ServedRequest};
+use crate::spin::kv::KvFailures;
 
 /// A running app. Dropping it stops the listener too; [`SpinHost::shutdown`] also waits for
 /// the accept loop to end.
@@ -206,6 +207,12 @@ impl SpinHost {
                 store.set(key, value.to_vec()).await
             })
             .expect("write key-value store");
+    }
+
+    /// Makes the key-value calls `failures` names fail on store `label` from now on (with
+    /// `error::other`, as a store that is down would); `KvFailures::default()` heals it.
+    pub fn fail_key_value(&self, label: &str, failures: KvFailures) {
+        self.app.kv.set_failures(label, failures);
     }
 
     /// Stops listening. The key-value stores keep their data (in `state_dir` or Redis).

@@ -30,3 +30,4 @@ pub use redis_server::RedisServer;
 pub use runtime::componentize;
 pub use runtime_config::KeyValueStore;
 pub use server::ServedRequest;
+pub use spin::kv::KvFailures;

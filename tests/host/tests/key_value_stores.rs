@@ -1,6 +1,7 @@
 //! The key-value stores a runtime config chooses, seen from a component (the probe): Spin's
 //! default SQLite file, a SQLite file named in a runtime config, and a real Redis shared by two
-//! hosts, as two `spin up` processes would share it. Each store must answer a burst of 200
+//! hosts, as two `spin up` processes would share it; and injected failures, as a store that is
+//! down gives them. Each store must answer a burst of 200
 //! concurrent requests within 10 s, every read seeing a completed write. Tests that need
 //! redis-server skip with one line when it is missing (and fail when `CI` is set).
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
-use spin_test_host::{build_probe, HostOptions, KeyValueStore, RedisServer, SpinHost};
+use spin_test_host::{build_probe, HostOptions, KeyValueStore, KvFailures, RedisServer, SpinHost};
 
 const BURST: usize = 200;
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -162,4 +163,92 @@ async fn two_hosts_share_one_redis_and_it_answers_a_burst() {
     assert_burst_is_answered(&a, "default").await;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test]
+async fn injected_failures_look_like_a_store_that_is_down() {
+    let wasm = probe_path().await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = SpinHost::start(HostOptions::new(
+        manifest(dir.path(), &wasm),
+        dir.path().join("s"),
+    ))
+    .await
+    .unwrap();
+    kv(&host, "default", "set/k/v").await;
+    let err = |v: Value| v["err"].as_str().unwrap_or_default().to_string();
+    let call = |op: &str| probe(host.url(&format!("/probe/kv/default/{op}")));
+
+    host.fail_key_value(
+        "default",
+        KvFailures {
+            open: true,
+            ..KvFailures::default()
+        },
+    );
+    assert!(err(call("get/k").await.unwrap()).starts_with("Error::Other("));
+    assert_eq!(
+        kv(&host, "cache", "get/k").await,
+        Value::Null,
+        "other labels still work"
+    );
+
+    host.fail_key_value(
+        "default",
+        KvFailures {
+            set: true,
+            ..KvFailures::default()
+        },
+    );
+    assert_eq!(kv(&host, "default", "get/k").await, "v");
+    assert!(err(call("set/k/w").await.unwrap()).starts_with("Error::Other("));
+    assert_eq!(
+        host.kv_get("default", "k").as_deref(),
+        Some(&b"v"[..]),
+        "nothing written"
+    );
+
+    host.fail_key_value("default", KvFailures::ALL);
+    for op in ["get/k", "exists/k", "keys", "delete/k"] {
+        assert!(
+            err(call(op).await.unwrap()).starts_with("Error::Other("),
+            "{op}"
+        );
+    }
+    host.fail_key_value("default", KvFailures::default());
+    assert_eq!(kv(&host, "default", "get/k").await, "v");
+    host.shutdown().await;
+}
+
+/// Spin's Redis client (redis-rs `ConnectionManager`, default settings) fails the first call
+/// after the server went away, then makes every call wait while it reconnects: minutes, as
+/// Spin 4.0.2's key-value calls do with Redis down. Tests of a proxy facing a dead store should
+/// use [`KvFailures`] instead.
+#[tokio::test]
+async fn redis_going_away_fails_one_call_then_stalls_the_next_as_in_spin() {
+    let test = "redis_going_away_fails_one_call_then_stalls_the_next_as_in_spin";
+    let Some(redis) = RedisServer::start(test) else {
+        return;
+    };
+    let wasm = probe_path().await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = HostOptions::new(manifest(dir.path(), &wasm), dir.path().join("s"))
+        .key_value_store("default", KeyValueStore::redis(redis.url()));
+    let host = SpinHost::start(opts).await.unwrap();
+    kv(&host, "default", "set/k/v").await;
+    drop(redis);
+    let get = || probe(host.url("/probe/kv/default/get/k"));
+    let first = tokio::time::timeout(Duration::from_secs(5), get())
+        .await
+        .expect("the first call fails at once")
+        .unwrap();
+    assert!(
+        first["err"].as_str().unwrap().starts_with("Error::Other("),
+        "{first}"
+    );
+    let next = tokio::time::timeout(Duration::from_secs(2), get()).await;
+    assert!(
+        next.is_err(),
+        "the next call waits for the reconnect: {next:?}"
+    );
 }

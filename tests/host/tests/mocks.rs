@@ -250,3 +250,21 @@ async fn mock_servers_stop_on_shutdown_and_clones_share_them() {
     .expect("a stopped server answers or refuses at once");
     assert!(gone.is_err(), "a stopped server serves nothing");
 }
+
+#[tokio::test]
+async fn token_server_can_be_slow_and_counts_calls_on_arrival() {
+    let t = TokenServer::start().await;
+    t.set_delay(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let pending = tokio::spawn({
+        let t = t.clone();
+        async move { token(&t, "grant_type=client_credentials", &[]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(t.calls(), 1, "counted on arrival");
+    assert!(t.issued().is_empty(), "issued when the answer is sent");
+    let (status, v) = pending.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(t.issued(), vec![v["access_token"].as_str().unwrap()]);
+}

@@ -94,6 +94,7 @@ pub struct TokenState {
     expires_in: ExpiresIn,
     default_ttl: Duration,
     failure: TokenFailure,
+    delay: Duration,
     calls: usize,
     issued: Vec<String>,
     tokens: HashMap<String, Issued>,
@@ -135,6 +136,7 @@ impl MockServer<TokenState> {
             expires_in: ExpiresIn::Number(1800),
             default_ttl: Duration::from_secs(300),
             failure: TokenFailure::None,
+            delay: Duration::ZERO,
             calls: 0,
             issued: Vec::new(),
             tokens: HashMap::new(),
@@ -164,6 +166,12 @@ impl MockServer<TokenState> {
 
     pub fn set_failure(&self, failure: TokenFailure) {
         self.lock().failure = failure;
+    }
+
+    /// Wait this long before answering (a slow endpoint); the call counts on arrival and the
+    /// token is issued, its lifetime starting, when the answer is sent.
+    pub fn set_delay(&self, delay: Duration) {
+        self.lock().delay = delay;
     }
 
     /// Every POST to the token path, failed ones included.
@@ -251,10 +259,17 @@ async fn handle(state: Arc<Mutex<TokenState>>, req: Request<Incoming>) -> Respon
         form: form.clone(),
     };
 
-    let (failure, reply) = {
+    let delay = {
         let mut s = lock(&state);
         s.calls += 1;
         s.requests.push(record.clone());
+        s.delay
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let (failure, reply) = {
+        let mut s = lock(&state);
         let failure = s.failure;
         let reply = if failure != TokenFailure::None {
             None

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-pub use stores::{KvStores, Store};
+pub use stores::{KvFailures, KvStores, Store};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -38,6 +38,7 @@ use bindings::fermyon::spin::key_value::{self, Error};
 /// The guest's handle to an open store (the `store` resource).
 pub struct KvStore {
     store: Store,
+    label: String,
 }
 
 /// What one component instance may open.
@@ -76,11 +77,18 @@ fn other_chain(e: anyhow::Error) -> Error {
 }
 
 impl KvView<'_> {
-    fn store(&self, handle: &Resource<KvStore>) -> Result<Store, Error> {
-        self.table
-            .get(handle)
-            .map(|s| s.store.clone())
-            .map_err(other)
+    /// The store behind `handle`, unless a test made calls of this kind fail.
+    fn store(
+        &self,
+        handle: &Resource<KvStore>,
+        failing: fn(&KvFailures) -> bool,
+    ) -> Result<Store, Error> {
+        let open = self.table.get(handle).map_err(other)?;
+        self.access
+            .stores
+            .check(&open.label, failing)
+            .map_err(other_chain)?;
+        Ok(open.store.clone())
     }
 }
 
@@ -91,12 +99,17 @@ impl key_value::HostStore for KvView<'_> {
         if !self.access.allowed.contains(&label) {
             return Err(Error::AccessDenied);
         }
-        let store = self.access.stores.open(&label).await.map_err(other_chain)?;
-        self.table.push(KvStore { store }).map_err(other)
+        let stores = &self.access.stores;
+        stores.check(&label, |f| f.open).map_err(other_chain)?;
+        let store = stores.open(&label).await.map_err(other_chain)?;
+        self.table.push(KvStore { store, label }).map_err(other)
     }
 
     async fn get(&mut self, s: Resource<KvStore>, key: String) -> Result<Option<Vec<u8>>, Error> {
-        self.store(&s)?.get(&key).await.map_err(other_chain)
+        self.store(&s, |f| f.get)?
+            .get(&key)
+            .await
+            .map_err(other_chain)
     }
 
     async fn set(
@@ -105,19 +118,28 @@ impl key_value::HostStore for KvView<'_> {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), Error> {
-        self.store(&s)?.set(&key, value).await.map_err(other_chain)
+        self.store(&s, |f| f.set)?
+            .set(&key, value)
+            .await
+            .map_err(other_chain)
     }
 
     async fn delete(&mut self, s: Resource<KvStore>, key: String) -> Result<(), Error> {
-        self.store(&s)?.delete(&key).await.map_err(other_chain)
+        self.store(&s, |f| f.delete)?
+            .delete(&key)
+            .await
+            .map_err(other_chain)
     }
 
     async fn exists(&mut self, s: Resource<KvStore>, key: String) -> Result<bool, Error> {
-        self.store(&s)?.exists(&key).await.map_err(other_chain)
+        self.store(&s, |f| f.get)?
+            .exists(&key)
+            .await
+            .map_err(other_chain)
     }
 
     async fn get_keys(&mut self, s: Resource<KvStore>) -> Result<Vec<String>, Error> {
-        self.store(&s)?.keys().await.map_err(other_chain)
+        self.store(&s, |f| f.get)?.keys().await.map_err(other_chain)
     }
 
     async fn drop(&mut self, s: Resource<KvStore>) -> wasmtime::Result<()> {

@@ -15,8 +15,8 @@ pub struct RedisDb {
 }
 
 impl RedisDb {
-    /// Connects to `url` (`redis://host:port[/db]`). With the server down this fails after
-    /// the connection manager's retries (about 6 s), as Spin's open does.
+    /// Connects to `url` (`redis://host:port[/db]`). With the server down this waits while the
+    /// connection manager retries (over a minute here), as Spin's open does.
     pub async fn connect(url: &str) -> Result<RedisDb> {
         let client = redis::Client::open(url).context("invalid Redis URL")?;
         let conn = client

@@ -1,14 +1,15 @@
 //! Which backend serves each key-value label, opened on first use and shared by every request of
 //! the host: a label the runtime config (or [`crate::HostOptions::key_value_store`]) names gets
 //! that store; every other label lives in the default SQLite database
-//! `<state_dir>/sqlite_key_value.db`, the file `spin up` uses under `.spin/`. It does not check
-//! grants (see `mod.rs`).
+//! `<state_dir>/sqlite_key_value.db`, the file `spin up` uses under `.spin/`. Tests can make a
+//! label's calls fail ([`KvFailures`]), as a store that is down would. It does not check grants
+//! (see `mod.rs`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tokio::sync::OnceCell;
 
 use super::redis::RedisDb;
@@ -25,12 +26,33 @@ pub enum Store {
     Redis(RedisDb),
 }
 
+/// Which calls on one label fail, as they would with its store down. Reads (`get`, `exists`,
+/// `get-keys`) follow `get`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvFailures {
+    pub open: bool,
+    pub get: bool,
+    pub set: bool,
+    pub delete: bool,
+}
+
+impl KvFailures {
+    /// Every call fails.
+    pub const ALL: KvFailures = KvFailures {
+        open: true,
+        get: true,
+        set: true,
+        delete: true,
+    };
+}
+
 /// Every store of one host.
 pub struct KvStores {
     configured: HashMap<String, KeyValueStore>,
     default_db_path: PathBuf,
     default_db: OnceCell<SqliteDb>,
     opened: Mutex<HashMap<String, Arc<OnceCell<Store>>>>,
+    failures: Mutex<HashMap<String, KvFailures>>,
 }
 
 impl KvStores {
@@ -40,7 +62,25 @@ impl KvStores {
             default_db_path: state_dir.join(DEFAULT_DB_FILE),
             default_db: OnceCell::new(),
             opened: Mutex::default(),
+            failures: Mutex::default(),
         }
+    }
+
+    /// From now on, the calls `failures` names fail on `label`.
+    pub fn set_failures(&self, label: &str, failures: KvFailures) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(label.to_string(), failures);
+    }
+
+    /// Fails when a test made this kind of call on `label` fail.
+    pub fn check(&self, label: &str, failing: fn(&KvFailures) -> bool) -> Result<()> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.get(label).is_some_and(failing) {
+            bail!("connection refused (failure injected by the test host)");
+        }
+        Ok(())
     }
 
     /// The store for `label`, connecting or opening its database on first use. A failed open
