@@ -3,7 +3,9 @@
 //! cached token, on the default SQLite store and on Redis. The host must answer every one of
 //! them within 10 s (no request starves) and prints how many token calls each burst made, the
 //! number to compare with real Spin. It asserts nothing about the proxy's own token policy
-//! (the component tests do that). The test's own runtime is single-threaded on purpose, like
+//! (the component tests do that). A third burst, 100 requests against a token endpoint that
+//! takes 1 s, checks that instances waiting on outbound I/O do not hold each other up. The
+//! test's own runtime is single-threaded on purpose, like
 //! the component tests': the host runs instances on its own workers all the same.
 
 use std::time::{Duration, Instant};
@@ -46,12 +48,12 @@ struct Burst {
     slowest: Duration,
 }
 
-/// Sends `BURST` concurrent GETs, each on its own connection, and counts what came back
-/// within `DEADLINE`.
-async fn burst(host: &SpinHost) -> Burst {
+/// Sends `n` concurrent GETs, each on its own connection, and counts what came back within
+/// `DEADLINE`.
+async fn burst(host: &SpinHost, n: usize) -> Burst {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..BURST {
+    for i in 0..n {
         let url = host.url(&format!("/api/search?n={i}"));
         tasks.spawn(async move {
             let client =
@@ -80,8 +82,15 @@ async fn burst(host: &SpinHost) -> Burst {
     result
 }
 
-/// Runs both bursts against a fresh app whose `default` store is `store` (SQLite when `None`).
-async fn run_bursts(store: Option<KeyValueStore>) {
+/// The proxy in front of the mocks, its `default` store in `store` (SQLite when `None`).
+struct World {
+    host: SpinHost,
+    tokens: TokenServer,
+    _upstream: Upstream,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(store: Option<KeyValueStore>) -> World {
     let wasm = tokio::task::spawn_blocking(|| build_wasm().expect("wasm build"))
         .await
         .unwrap();
@@ -93,21 +102,28 @@ async fn run_bursts(store: Option<KeyValueStore>) {
     let path = dir.path().join("spin.toml");
     std::fs::write(&path, manifest(&upstream.url(), &tokens.token_url())).unwrap();
     let mut opts = HostOptions::new(&path, dir.path().join("state")).wasm_dir(wasm);
-    let name = match store {
-        Some(store) => {
-            opts = opts.key_value_store("default", store);
-            "redis"
-        }
-        None => "sqlite",
-    };
-    let host = SpinHost::start(opts).await.unwrap();
+    if let Some(store) = store {
+        opts = opts.key_value_store("default", store);
+    }
+    World {
+        host: SpinHost::start(opts).await.unwrap(),
+        tokens,
+        _upstream: upstream,
+        _dir: dir,
+    }
+}
 
-    let cold = burst(&host).await;
+/// Runs the cold and the revocation burst against a fresh app on `store`.
+async fn run_bursts(store: Option<KeyValueStore>) {
+    let name = if store.is_some() { "redis" } else { "sqlite" };
+    let World { host, tokens, .. } = start(store).await;
+
+    let cold = burst(&host, BURST).await;
     let cold_calls = tokens.calls();
     for token in tokens.issued() {
         tokens.revoke(&token);
     }
-    let revoked = burst(&host).await;
+    let revoked = burst(&host, BURST).await;
     let revoked_calls = tokens.calls() - cold_calls;
     println!(
         "{name}: cold burst: {}/{BURST} answered ({} ok) in {:?}, {cold_calls} token calls; \
@@ -137,4 +153,20 @@ async fn bursts_of_200_are_all_answered_within_10_s_on_redis() {
         return;
     };
     run_bursts(Some(KeyValueStore::redis(redis.url()))).await;
+}
+
+#[tokio::test]
+async fn a_burst_of_100_against_a_slow_token_endpoint_is_answered_within_10_s() {
+    let World { host, tokens, .. } = start(None).await;
+    tokens.set_delay(Duration::from_secs(1));
+    let slow = burst(&host, 100).await;
+    println!(
+        "slow token endpoint: {}/100 answered ({} ok) in {:?}, {} token calls",
+        slow.answered,
+        slow.ok,
+        slow.slowest,
+        tokens.calls()
+    );
+    assert_eq!(slow.answered, 100, "unanswered after {DEADLINE:?}");
+    host.shutdown().await;
 }
