@@ -28,6 +28,11 @@ pub enum ExpiresIn {
     String(u64),
     /// no `expires_in` field; the token lives `default_ttl`
     Absent,
+    /// `"expires_in": -5`: a broken endpoint saying the token has already expired (it has:
+    /// the upstream refuses it)
+    NegativeNumber(i64),
+    /// `"expires_in": "-5"`
+    NegativeString(i64),
 }
 
 /// A way for the endpoint to misbehave.
@@ -313,6 +318,7 @@ fn issue(s: &mut TokenState) -> Response<MockBody> {
     let ttl = match s.expires_in {
         ExpiresIn::Number(n) | ExpiresIn::String(n) => Duration::from_secs(n),
         ExpiresIn::Absent => s.default_ttl,
+        ExpiresIn::NegativeNumber(_) | ExpiresIn::NegativeString(_) => Duration::ZERO,
     };
     s.issued.push(token.clone());
     s.tokens.insert(
@@ -327,6 +333,8 @@ fn issue(s: &mut TokenState) -> Response<MockBody> {
         ExpiresIn::Number(n) => body["expires_in"] = n.into(),
         ExpiresIn::String(n) => body["expires_in"] = n.to_string().into(),
         ExpiresIn::Absent => {}
+        ExpiresIn::NegativeNumber(n) => body["expires_in"] = n.into(),
+        ExpiresIn::NegativeString(n) => body["expires_in"] = n.to_string().into(),
     }
     json(StatusCode::OK, body.to_string())
 }
