@@ -8,6 +8,7 @@
 
 mod app;
 mod load;
+mod probe;
 mod report;
 
 use std::path::Path;
@@ -190,6 +191,20 @@ async fn run(options: &Options) -> Result<()> {
             base_token.target(SMALL),
         ));
     }
+    // The yardstick for (c) minus (b): what one raw key-value read adds to a request of a tiny
+    // component, in this run.
+    let kv_probe = probe::KvProbe::start().await?;
+    first_200(&kv_probe.one_read()).await?;
+    scenarios.push((
+        "(k0)",
+        "tiny component, no key-value",
+        kv_probe.no_read(),
+    ));
+    scenarios.push((
+        "(k1)",
+        "tiny component, one key-value read",
+        kv_probe.one_read(),
+    ));
     let mut results = Vec::new();
     for (label, name, target) in scenarios {
         eprintln!("{label} {name}: {} requests...", options.requests);
@@ -226,6 +241,7 @@ async fn run(options: &Options) -> Result<()> {
     std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("written to {}", out.display());
 
+    kv_probe.shutdown().await;
     key_only.shutdown().await;
     with_token.shutdown().await;
     if let Some(fresh) = token_proxy {
