@@ -8,6 +8,7 @@
 
 mod app;
 mod load;
+mod probe;
 mod report;
 
 use std::path::Path;
@@ -194,6 +195,16 @@ async fn run(options: &Options) -> Result<()> {
             base_token.target(SMALL),
         ));
     }
+    // The yardstick for (c) minus (b): what one raw key-value read adds to a request of a tiny
+    // component, in this run.
+    let kv_probe = probe::KvProbe::start().await?;
+    first_200(&kv_probe.one_read()).await?;
+    scenarios.push(("(k0)", "tiny component, no key-value", kv_probe.no_read()));
+    scenarios.push((
+        "(k1)",
+        "tiny component, one key-value read",
+        kv_probe.one_read(),
+    ));
     // The response cache (key + token, as (c)): (d) asks for one URL, so every request after the
     // first is a hit; (e) asks for a new URL each time, so every request is a miss that is
     // stored (one key-value write each).
@@ -245,6 +256,7 @@ async fn run(options: &Options) -> Result<()> {
     std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("written to {}", out.display());
 
+    kv_probe.shutdown().await;
     key_only.shutdown().await;
     with_token.shutdown().await;
     caching.shutdown().await;

@@ -127,6 +127,7 @@ pub fn markdown(run: &Results) -> String {
         "\nToken endpoint calls for (c)'s proxy, cold-start request, warm-up and run included: \
          **{token_calls}**."
     );
+    out.push_str(&token_path_in_reads(results));
     for s in results {
         if let Some(e) = &s.result.first_error {
             let _ = writeln!(out, "\nFirst error in {}: {e}", s.label);
@@ -211,6 +212,54 @@ fn cache_ratios(results: &[Scenario]) -> String {
         hit / miss.max(1e-9),
         hit / key.max(1e-9)
     )
+}
+
+/// The token path's cost per request ((c) minus (b), and (c0) minus (b0) for a baseline) in
+/// units of one raw key-value read ((k1) minus (k0)), from p50 latencies and from mean service
+/// time (concurrency over throughput).
+fn token_path_in_reads(results: &[Scenario]) -> String {
+    let find = |label: &str| results.iter().find(|s| s.label == label);
+    let p50 = |s: &Scenario| load::percentiles(&s.result.latencies).map(|p| p.p50.as_secs_f64());
+    let mean = |s: &Scenario| {
+        let rps = s.result.latencies.len() as f64 / s.result.elapsed.as_secs_f64().max(1e-9);
+        (rps > 0.0).then(|| s.result.connections.max(1) as f64 / rps)
+    };
+    let (Some(k0), Some(k1)) = (find("(k0)"), find("(k1)")) else {
+        return String::new();
+    };
+    let mut out = String::from(
+        "\n### The token path in key-value reads\n\nWhat the token path adds to a request, \
+         divided by what one raw key-value read adds to a tiny component's request (k1 minus \
+         k0), in this run. The token path's floor is one read of the token record.\n\n\
+         | build | by p50: added ms | per read | by mean service time: added ms | per read |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    let read = |f: &dyn Fn(&Scenario) -> Option<f64>| Some(f(k1)? - f(k0)?);
+    for (build, b, c) in [("this wasm", "(b)", "(c)"), ("baseline", "(b0)", "(c0)")] {
+        let (Some(b), Some(c)) = (find(b), find(c)) else {
+            continue;
+        };
+        let cell = |f: &dyn Fn(&Scenario) -> Option<f64>| match (f(c), f(b), read(f)) {
+            (Some(c), Some(b), Some(r)) => format!(
+                "{:+.3} | {}",
+                (c - b) * 1e3,
+                if r > 0.0 {
+                    format!("{:.2}", (c - b) / r)
+                } else {
+                    "-".into()
+                }
+            ),
+            _ => "- | -".into(),
+        };
+        let _ = writeln!(out, "| {build} | {} | {} |", cell(&p50), cell(&mean));
+    }
+    let _ = writeln!(
+        out,
+        "\nOne raw read: {} ms by p50, {} ms by mean service time.",
+        read(&p50).map_or("-".into(), |r| format!("{:.3}", r * 1e3)),
+        read(&mean).map_or("-".into(), |r| format!("{:.3}", r * 1e3)),
+    );
+    out
 }
 
 fn ms(d: Duration) -> String {

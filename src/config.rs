@@ -66,6 +66,8 @@ pub struct Config {
     pub kv_store: String,
     /// The response cache; `None` when `cache_ttl_secs` is 0 (the default).
     pub cache: Option<CacheConfig>,
+    /// One JSON line per request on stdout (`access_log`).
+    pub access_log: bool,
 }
 
 const DEFAULT_ROUTES: &str = "GET /**";
@@ -133,6 +135,8 @@ impl Config {
             ));
         }
 
+        let access_log = load_access_log(vars)?;
+
         Ok(Config {
             upstream_url,
             static_key,
@@ -143,6 +147,7 @@ impl Config {
             upstream_timeout: Duration::from_secs(timeout_secs),
             kv_store,
             cache: load_cache(vars)?,
+            access_log,
         })
     }
 }
@@ -168,6 +173,17 @@ fn load_cache(vars: &dyn Variables) -> Result<Option<CacheConfig>> {
         max_body_bytes,
         slots: u32::try_from(slots).unwrap_or(1),
     }))
+}
+
+/// `access_log` alone: `on` (the default) or `off`, `true`/`false` accepted too, in any case.
+/// Read by itself when the rest of the config is broken, so that failure is still logged.
+pub fn load_access_log(vars: &dyn Variables) -> Result<bool> {
+    let text = text_or(vars, "access_log", "on")?;
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(Error::config("access_log", "must be `on` or `off`")),
+    }
 }
 
 /// `allowed_origins` alone, for the CORS headers of an answer given when the rest of the config
@@ -525,6 +541,26 @@ mod tests {
         let printed = format!("{cfg:?}");
         assert!(!printed.contains("key-abc"));
         assert!(!printed.contains("secret-xyz"));
+    }
+
+    #[test]
+    fn access_log_is_on_unless_switched_off() {
+        assert!(load(&getty()).unwrap().access_log);
+        for (value, on) in [
+            ("off", false),
+            (" OFF ", false),
+            ("false", false),
+            ("On", true),
+        ] {
+            let cfg = load(&with(getty(), "access_log", value)).unwrap();
+            assert_eq!(cfg.access_log, on, "for {value:?}");
+        }
+        let err = load(&with(getty(), "access_log", "no")).unwrap_err();
+        assert_eq!(variable_of(err), "access_log");
+        // Alone, for a config that is otherwise broken.
+        let broken = MapVars([("access_log", "off")].into_iter().collect());
+        assert!(Config::load(&broken).is_err());
+        assert_eq!(load_access_log(&broken), Ok(false));
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct Forward {
 pub struct Decision {
     pub cors: HeaderMap,
     pub outcome: Result<Plan>,
+    /// The normalised path (no query), for the access log; `None` when normalising refused it,
+    /// because the raw path may carry anything.
+    pub path: Option<String>,
 }
 
 impl Decision {
@@ -60,6 +63,14 @@ impl Decision {
         Decision {
             cors,
             outcome: Err(error),
+            path: None,
+        }
+    }
+
+    fn at(self, path: &str) -> Decision {
+        Decision {
+            path: Some(path.to_string()),
+            ..self
         }
     }
 }
@@ -86,18 +97,20 @@ pub fn decide(cfg: &Config, req: &RequestHead) -> Decision {
                 Ok(headers) => Decision {
                     cors: HeaderMap::new(),
                     outcome: Ok(Plan::Preflight(headers)),
+                    path: Some(path),
                 },
-                Err(e) => Decision::refused(HeaderMap::new(), e),
+                Err(e) => Decision::refused(HeaderMap::new(), e).at(&path),
             };
         }
     }
 
     match cors.check() {
         Ok(cors) => Decision {
-            outcome: forward(cfg, req, path).map(Plan::Forward),
+            outcome: forward(cfg, req, path.clone()).map(Plan::Forward),
             cors,
+            path: Some(path),
         },
-        Err(e) => Decision::refused(HeaderMap::new(), e),
+        Err(e) => Decision::refused(HeaderMap::new(), e).at(&path),
     }
 }
 
@@ -343,6 +356,17 @@ mod tests {
             .any(|(n, v)| n == "access-control-allow-origin" && v == "https://site.example"));
         let other = request("GET", "/x", &[("Origin", "https://evil.example")]);
         assert!(cors_without_config(&vars, &other).is_empty());
+    }
+
+    #[test]
+    fn the_path_is_kept_only_once_normalised() {
+        let cfg = config(&[("allowed_routes", "GET /search/**")]);
+        let refused = decide(&cfg, &request("GET", "/admin//x", &[]));
+        assert_eq!(refused.path.as_deref(), Some("/admin/x"));
+        assert!(refused.outcome.is_err());
+        let invalid = decide(&cfg, &request("GET", "/a/%2e%2e/b", &[]));
+        assert_eq!(invalid.outcome.unwrap_err().code(), "invalid_path");
+        assert_eq!(invalid.path, None);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The Spin edge: everything that touches `spin_sdk` or the wasi resources, and nothing that
 //! decides.
 //!
-//! Here: the core's ports on Spin (variables, key-value, clock, log), the request converted in
-//! (`request`, `convert`), the calls out (`outbound`), the response cache's store (`cache`) and
-//! the answer written back (`respond`).
+//! Here: the core's ports on Spin (variables, key-value, clock, the stderr log, the access log
+//! on stdout), the request converted in (`request`, `convert`), the calls out (`outbound`), the
+//! response cache's store (`cache`) and the answer written back (`respond`).
 //! [`send`] wires the ports for one forwarded request and hands them to the core's retry. Errors
 //! from Spin are turned into our own fixed descriptions, never their text.
 
@@ -26,18 +26,21 @@ use spin_sdk::http::IncomingRequest;
 use spin_sdk::key_value::{self, Store};
 use spin_sdk::variables;
 
+use crate::access_log::{Attempts, Recorded};
 use crate::config::{Config, Variables};
 use crate::decision::Forward;
 use crate::error::{Error, Result};
 use crate::retry::{send_with_token, Sent};
 use crate::token::{Clock, Contender, TokenCache, TokenPorts, TokenStore};
 
-/// Reads the body, builds the token cache on Spin's ports and sends through the core's retry.
-/// Nothing has been answered yet, so an `Err` can still become the JSON error.
+/// Reads the body, builds the token cache on Spin's ports and sends through the core's retry,
+/// counting the upstream calls into `attempts` for the access log. Nothing has been answered
+/// yet, so an `Err` can still become the JSON error.
 pub fn send(
     cfg: &Config,
     req: IncomingRequest,
     forward: &Forward,
+    attempts: &mut Attempts,
 ) -> Result<Sent<UpstreamResponse>> {
     let body = RequestBody::read(req, cfg.max_body_bytes)?;
     let timeout_ns = u64::try_from(cfg.upstream_timeout.as_nanos()).unwrap_or(u64::MAX);
@@ -59,17 +62,38 @@ pub fn send(
         };
         TokenCache::new(token_cfg, ports, me)
     });
-    let mut sender = UpstreamSender {
+    let sender = UpstreamSender {
         forward,
         body: Some(body),
         timeout_ns,
         max_body_bytes: cfg.max_body_bytes,
+    };
+    let mut sender = Recorded {
+        inner: sender,
+        attempts,
     };
     send_with_token(&mut sender, tokens.as_ref())
 }
 
 pub fn log(line: &str) {
     eprintln!("credential-proxy: {line}");
+}
+
+/// Writes one access-log line to stdout, which Spin keeps per component
+/// (`.spin/logs/<component>_stdout.txt`). Straight to wasi:cli's stream, the line and its
+/// newline in one write (a call takes up to 4096 bytes): std's buffered `stdout()` would add
+/// 2 KB of wasm for nothing, and `println!` panics when the write fails. A failed write is
+/// dropped; the answer has already gone out.
+pub fn access_log(line: &str) {
+    let mut text = String::with_capacity(line.len() + 1);
+    text.push_str(line);
+    text.push('\n');
+    let out = spin_sdk::wit::wasi::cli0_2_0::stdout::get_stdout();
+    for chunk in text.as_bytes().chunks(4096) {
+        if out.blocking_write_and_flush(chunk).is_err() {
+            return;
+        }
+    }
 }
 
 fn internal(reason: &str) -> Error {

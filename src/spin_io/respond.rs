@@ -1,11 +1,13 @@
 //! Writing the browser's answer: an [`Answer`] the proxy made whole, or an upstream answer whose
 //! head `answer` built and whose body is spliced through with wasi:io's blocking splice, so no
-//! body is ever held whole.
+//! body is ever held whole (for the response cache, a copy of at most `cache_max_body_bytes` is
+//! kept while it passes).
 //!
 //! This module writes what it is given and logs the answer's line; it builds no status or
 //! header itself. When a streamed answer fails before its status is committed, the
 //! [`ResponseOutparam`] comes back with the error ([`Unsent`]) so the caller can still answer
-//! with JSON; after that, a failure can only cut the body short.
+//! with JSON; after that, a failure can only cut the body short, which it reports as
+//! [`Written::CutShort`] for the access log.
 
 use spin_sdk::wit::wasi::http0_2_0::types::{OutgoingBody, OutgoingResponse, ResponseOutparam};
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
@@ -14,6 +16,7 @@ use super::convert::fields_out;
 use super::outbound::{write_body, UpstreamResponse};
 use super::request::CHUNK;
 use super::{internal, log};
+use crate::access_log::Written;
 use crate::answer::Answer;
 use crate::error::{Error, Failure};
 
@@ -24,21 +27,23 @@ pub struct Unsent {
 }
 
 /// Sends a whole answer that the proxy made itself (errors, preflights).
-pub fn respond(out: ResponseOutparam, answer: &Answer) {
+pub fn respond(out: ResponseOutparam, answer: &Answer) -> Written {
     log_line(answer);
     let Ok(fields) = fields_out(&answer.headers) else {
         log("could not build response headers");
-        return;
+        return Written::CutShort;
     };
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(answer.status.as_u16());
     let Ok(out_body) = response.body() else {
-        return;
+        return Written::CutShort;
     };
     ResponseOutparam::set(out, Ok(response));
     if write_body(out_body, &answer.body, None, u64::MAX).is_err() {
         log("the client went away before the answer was written");
+        return Written::CutShort;
     }
+    Written::Complete
 }
 
 /// Streams the upstream's answer back: the status and headers of `answer`, then the upstream's
@@ -47,8 +52,8 @@ pub fn respond_streaming(
     out: ResponseOutparam,
     answer: &Answer,
     upstream: UpstreamResponse,
-) -> Result<(), Unsent> {
-    respond_streaming_kept(out, answer, upstream, None).map(|_| ())
+) -> Result<Written, Unsent> {
+    respond_streaming_kept(out, answer, upstream, None).map(|(written, _)| written)
 }
 
 /// [`respond_streaming`], and with `keep = Some(limit)` also a copy of the body for the response
@@ -60,7 +65,7 @@ pub fn respond_streaming_kept(
     answer: &Answer,
     upstream: UpstreamResponse,
     keep: Option<u64>,
-) -> Result<Option<Vec<u8>>, Unsent> {
+) -> Result<(Written, Option<Vec<u8>>), Unsent> {
     log_line(answer);
     let unsent = |out, error| Err(Unsent { out, error });
     let Ok(fields) = fields_out(&answer.headers) else {
@@ -77,8 +82,9 @@ pub fn respond_streaming_kept(
     };
     // From here the status is sent; a failure can only cut the body short.
     ResponseOutparam::set(out, Ok(response));
+    let cut_short = || Ok((Written::CutShort, None));
     let Ok(out_stream) = out_body.write() else {
-        return Ok(None);
+        return cut_short();
     };
     let mut kept = keep.map(|limit| (limit, Vec::new()));
     loop {
@@ -102,7 +108,7 @@ pub fn respond_streaming_kept(
             Step::Broke => {
                 // Not finishing the body tells the client the answer is incomplete.
                 log("the response body broke off mid-stream");
-                return Ok(None);
+                return cut_short();
             }
         }
     }
@@ -110,9 +116,9 @@ pub fn respond_streaming_kept(
     drop(in_stream);
     drop(in_body);
     if OutgoingBody::finish(out_body, None).is_err() {
-        return Ok(None);
+        return cut_short();
     }
-    Ok(kept.map(|(_, copy)| copy))
+    Ok((Written::Complete, kept.map(|(_, copy)| copy)))
 }
 
 enum Step {

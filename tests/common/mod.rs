@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use spin_test_host::mock::{TokenServer, Upstream};
-use spin_test_host::{HostOptions, SpinHost};
+use spin_test_host::{HostOptions, KeyValueStore, RedisServer, SpinHost};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Secret canaries: distinctive values that must never appear in an answer or a log.
@@ -79,7 +79,20 @@ pub struct App {
     pub dir: tempfile::TempDir,
     pub manifest: PathBuf,
     pub variables: Vec<(String, String)>,
+    /// Where the `default` key-value store lives (`None`: the SQLite file in the state dir).
+    store: Option<KeyValueStore>,
+    /// Kept alive for the app's life: the Redis the store is on.
+    _redis: Option<Arc<RedisServer>>,
     replies: Arc<Mutex<Vec<Reply>>>,
+}
+
+/// Which key-value store the app's `default` label is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// Spin's default: a SQLite file in the app's state dir.
+    Sqlite,
+    /// A redis-server of the test's own on 127.0.0.1, as `runtime-config.toml`'s Redis block.
+    Redis,
 }
 
 /// Extra component variables, as `name = "value"` lines for `[component.getty.variables]`.
@@ -183,6 +196,28 @@ fn toml_string(s: &str) -> String {
 impl App {
     /// Mocks up, manifest written, host started with the canary secrets set.
     pub async fn start(setup: Setup) -> App {
+        Self::start_with(setup, None, None).await
+    }
+
+    /// Like [`App::start`] with the `default` store on `store`. `None` when that needs a program
+    /// the machine lacks (redis-server): the test is then skipped with one line, or fails when
+    /// `CI` is set (`RedisServer::start`).
+    pub async fn start_on(setup: Setup, store: Store, test: &str) -> Option<App> {
+        match store {
+            Store::Sqlite => Some(Self::start_with(setup, None, None).await),
+            Store::Redis => {
+                let redis = Arc::new(RedisServer::start(test)?);
+                let kv = KeyValueStore::redis(redis.url());
+                Some(Self::start_with(setup, Some(kv), Some(redis)).await)
+            }
+        }
+    }
+
+    async fn start_with(
+        setup: Setup,
+        store: Option<KeyValueStore>,
+        redis: Option<Arc<RedisServer>>,
+    ) -> App {
         let tokens = TokenServer::start().await;
         tokens.set_client(API_KEY, CLIENT_SECRET);
         match setup.expires_in {
@@ -209,7 +244,7 @@ impl App {
             ("test_api_key".to_string(), API_KEY.to_string()),
             ("test_api_secret".to_string(), CLIENT_SECRET.to_string()),
         ];
-        let host = start_host(&manifest, dir.path(), &variables).await;
+        let host = start_host(&manifest, &dir.path().join("state"), &variables, &store).await;
         App {
             host,
             tokens,
@@ -217,6 +252,8 @@ impl App {
             dir,
             manifest,
             variables,
+            store,
+            _redis: redis,
             replies: Arc::default(),
         }
     }
@@ -226,8 +263,45 @@ impl App {
         self.assert_no_secrets();
         let App { host, .. } = self;
         host.shutdown().await;
-        let host = start_host(&self.manifest, self.dir.path(), &self.variables).await;
+        let host = start_host(
+            &self.manifest,
+            &self.dir.path().join("state"),
+            &self.variables,
+            &self.store,
+        )
+        .await;
         App { host, ..self }
+    }
+
+    /// Another host of the same app beside this one (a second `spin up`, on another machine):
+    /// same manifest, mocks and store configuration, its own state dir, so it shares the token
+    /// cache only when the store is Redis.
+    pub async fn second_host(&self) -> SpinHost {
+        start_host(
+            &self.manifest,
+            &self.dir.path().join("state-2"),
+            &self.variables,
+            &self.store,
+        )
+        .await
+    }
+
+    /// `n` GETs sent at once, each on its own connection, to `{path_prefix}{i}`; the answers in
+    /// order, each recorded for the canary check.
+    pub async fn burst(&self, n: usize, path_prefix: &str) -> Vec<Reply> {
+        let addr = self.host.addr();
+        let requests: Vec<_> = (0..n)
+            .map(|i| {
+                let path = format!("{path_prefix}{i}");
+                tokio::spawn(async move { raw_request(addr, "GET", &path, &[], None).await })
+            })
+            .collect();
+        let mut replies = Vec::with_capacity(n);
+        for request in requests {
+            replies.push(request.await.expect("a burst request panicked"));
+        }
+        self.replies.lock().unwrap().extend(replies.iter().cloned());
+        replies
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -263,10 +337,18 @@ impl App {
     }
 }
 
-async fn start_host(manifest: &Path, state: &Path, variables: &[(String, String)]) -> SpinHost {
-    let mut opts = HostOptions::new(manifest, state.join("state")).wasm_dir(wasm_dir());
+async fn start_host(
+    manifest: &Path,
+    state: &Path,
+    variables: &[(String, String)],
+    store: &Option<KeyValueStore>,
+) -> SpinHost {
+    let mut opts = HostOptions::new(manifest, state).wasm_dir(wasm_dir());
     for (k, v) in variables {
         opts = opts.variable(k.clone(), v.clone());
+    }
+    if let Some(store) = store {
+        opts = opts.key_value_store("default", store.clone());
     }
     SpinHost::start(opts).await.expect("the host starts")
 }

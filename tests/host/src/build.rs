@@ -12,7 +12,12 @@ use std::sync::OnceLock;
 
 use anyhow::{bail, Result};
 
-use crate::project_root;
+/// The project root (`/work/main`): two levels above this crate.
+pub fn project_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = here.join("../..");
+    root.canonicalize().unwrap_or(root)
+}
 
 /// Packages that make up the app, built when their crate exists.
 const PACKAGES: [(&str, &str); 3] = [

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! spin-test-host --manifest spin.toml [--listen 127.0.0.1:3000] [--state-dir .spin-test-host]
-//!                [--variable name=value]... [--wasm-dir DIR] [--build]
+//!                [--variable name=value]... [--runtime-config-file FILE] [--wasm-dir DIR] [--build]
 //! ```
 //! `--build` compiles the wasm first (as `spin build`) and loads components from that build.
 //! It only parses arguments and prints what `spin up` prints; the host is the library.
@@ -14,7 +14,8 @@ use anyhow::{bail, Context, Result};
 use spin_test_host::{build_wasm, HostOptions, SpinHost};
 
 const USAGE: &str = "usage: spin-test-host --manifest spin.toml [--listen 127.0.0.1:3000] \
-[--state-dir .spin-test-host] [--variable name=value]... [--wasm-dir DIR] [--build]";
+[--state-dir .spin-test-host] [--variable name=value]... [--runtime-config-file FILE] \
+[--wasm-dir DIR] [--build]";
 
 struct Args {
     opts: HostOptions,
@@ -28,6 +29,7 @@ fn parse_args() -> Result<Args> {
     let mut state_dir = PathBuf::from(".spin-test-host");
     let mut variables = Vec::new();
     let mut wasm_dir = None;
+    let mut runtime_config = None;
     let mut build = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -37,6 +39,9 @@ fn parse_args() -> Result<Args> {
             "--listen" => listen = value("--listen")?.parse().context("bad --listen")?,
             "--state-dir" => state_dir = value("--state-dir")?.into(),
             "--wasm-dir" => wasm_dir = Some(PathBuf::from(value("--wasm-dir")?)),
+            "--runtime-config-file" => {
+                runtime_config = Some(PathBuf::from(value("--runtime-config-file")?))
+            }
             "--variable" => {
                 let v = value("--variable")?;
                 let (k, val) = v.split_once('=').context("--variable wants name=value")?;
@@ -56,6 +61,7 @@ fn parse_args() -> Result<Args> {
     let mut opts = HostOptions::new(manifest, state_dir);
     opts.variables = variables;
     opts.wasm_dir = wasm_dir;
+    opts.runtime_config = runtime_config;
     Ok(Args {
         opts,
         listen,

@@ -5,7 +5,7 @@
 //! It enforces the manifest rules a real `spin up` enforces at load time (a variable is never both
 //! `required` and defaulted, variable and component names follow Spin's spelling, every trigger
 //! names a declared component, templates refer only to declared app variables), so a manifest that
-//! Spin would reject fails here too. It does not resolve variable values (see `variables.rs`) and
+//! Spin would reject fails here too. It does not resolve variable values (see `spin/variables.rs`) and
 //! ignores what only the `spin` CLI uses (`build`, `watch`, `description`, ...).
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
-use crate::variables::{validate_key, Template};
+use crate::template::{validate_key, Template};
 
 /// An application variable from the top-level `[variables]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -223,3 +223,48 @@ async fn upstream_streams_large_bodies_and_can_be_slow() {
     send("GET", &format!("{}/slow", up.url()), &[], "").await;
     assert!(start.elapsed() >= Duration::from_millis(300));
 }
+
+#[tokio::test]
+async fn mock_servers_stop_on_shutdown_and_clones_share_them() {
+    let t = TokenServer::start().await;
+    let clone = t.clone();
+    let form = "grant_type=client_credentials&client_id=a&client_secret=b";
+    assert_eq!(token(&clone, form, &[]).await.0, 200);
+    assert_eq!(t.calls(), 1, "clones share one server and its state");
+    drop(clone);
+    assert_eq!(
+        token(&t, form, &[]).await.0,
+        200,
+        "dropping a clone stops nothing"
+    );
+
+    let up = Upstream::start().await;
+    up.shutdown();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let gone = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get(format!("{}/x", up.url()).parse().unwrap()),
+    )
+    .await
+    .expect("a stopped server answers or refuses at once");
+    assert!(gone.is_err(), "a stopped server serves nothing");
+}
+
+#[tokio::test]
+async fn token_server_can_be_slow_and_counts_calls_on_arrival() {
+    let t = TokenServer::start().await;
+    t.set_delay(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let pending = tokio::spawn({
+        let t = t.clone();
+        async move { token(&t, "grant_type=client_credentials", &[]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(t.calls(), 1, "counted on arrival");
+    assert!(t.issued().is_empty(), "issued when the answer is sent");
+    let (status, v) = pending.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(t.issued(), vec![v["access_token"].as_str().unwrap()]);
+}

@@ -7,17 +7,17 @@
 //! request, and can be told to fail in the ways real endpoints do.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use rand::Rng;
 
-use super::{spawn_server, MockBody};
+use super::server::{full_response, header_pairs, lock, MockBody, MockServer};
 
 /// How the reply states the token's lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,11 @@ pub enum ExpiresIn {
     String(u64),
     /// no `expires_in` field; the token lives `default_ttl`
     Absent,
+    /// `"expires_in": -5`: a broken endpoint saying the token has already expired (it has:
+    /// the upstream refuses it)
+    NegativeNumber(i64),
+    /// `"expires_in": "-5"`
+    NegativeString(i64),
 }
 
 /// A way for the endpoint to misbehave.
@@ -87,12 +92,14 @@ struct Issued {
     revoked: bool,
 }
 
+/// The token endpoint's settings and records (inside [`TokenServer`]).
 #[derive(Debug)]
-struct State {
+pub struct TokenState {
     client: Option<(String, String)>,
     expires_in: ExpiresIn,
     default_ttl: Duration,
     failure: TokenFailure,
+    delay: Duration,
     calls: usize,
     issued: Vec<String>,
     tokens: HashMap<String, Issued>,
@@ -100,24 +107,10 @@ struct State {
 }
 
 /// Handle to a running token endpoint; clones share state.
-#[derive(Clone)]
-pub struct TokenServer {
-    addr: std::net::SocketAddr,
-    state: Arc<Mutex<State>>,
-}
+pub type TokenServer = MockServer<TokenState>;
 
 fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<MockBody> {
-    let mut r = Response::new(
-        Full::new(body.into())
-            .map_err(|e: std::convert::Infallible| match e {})
-            .boxed(),
-    );
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    r
+    full_response(status, "application/json", body)
 }
 
 fn decode_component(s: &str) -> String {
@@ -139,43 +132,27 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
     Some((decode_component(id), decode_component(secret)))
 }
 
-impl TokenServer {
+impl MockServer<TokenState> {
     /// Starts the endpoint on a free port. Defaults: any client accepted, `expires_in` 1800,
     /// `default_ttl` 300 s, no failure.
     pub async fn start() -> TokenServer {
-        let state = Arc::new(Mutex::new(State {
+        let state = TokenState {
             client: None,
             expires_in: ExpiresIn::Number(1800),
             default_ttl: Duration::from_secs(300),
             failure: TokenFailure::None,
+            delay: Duration::ZERO,
             calls: 0,
             issued: Vec::new(),
             tokens: HashMap::new(),
             requests: Vec::new(),
-        }));
-        let shared = state.clone();
-        let addr = spawn_server(move |req| handle(shared.clone(), req))
-            .await
-            .expect("bind token server");
-        TokenServer { addr, state }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-
-    /// `http://127.0.0.1:PORT`
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        };
+        MockServer::spawn("token endpoint", state, handle).await
     }
 
     /// `http://127.0.0.1:PORT/oauth2/token`
     pub fn token_url(&self) -> String {
-        format!("http://{}/oauth2/token", self.addr)
+        format!("{}/oauth2/token", self.url())
     }
 
     /// Only these credentials are accepted from now on (else 401 `invalid_client`).
@@ -194,6 +171,12 @@ impl TokenServer {
 
     pub fn set_failure(&self, failure: TokenFailure) {
         self.lock().failure = failure;
+    }
+
+    /// Wait this long before answering (a slow endpoint); the call counts on arrival and the
+    /// token is issued, its lifetime starting, when the answer is sent.
+    pub fn set_delay(&self, delay: Duration) {
+        self.lock().delay = delay;
     }
 
     /// Every POST to the token path, failed ones included.
@@ -236,7 +219,7 @@ impl TokenServer {
     }
 }
 
-async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<MockBody> {
+async fn handle(state: Arc<Mutex<TokenState>>, req: Request<Incoming>) -> Response<MockBody> {
     if req.uri().path() != "/oauth2/token" {
         return json(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#);
     }
@@ -253,16 +236,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Mo
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = header_pairs(&parts.headers);
     let basic = parts
         .headers
         .get(http::header::AUTHORIZATION)
@@ -290,10 +264,17 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Mo
         form: form.clone(),
     };
 
-    let (failure, reply) = {
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    let delay = {
+        let mut s = lock(&state);
         s.calls += 1;
         s.requests.push(record.clone());
+        s.delay
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let (failure, reply) = {
+        let mut s = lock(&state);
         let failure = s.failure;
         let reply = if failure != TokenFailure::None {
             None
@@ -330,13 +311,14 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Mo
     }
 }
 
-fn issue(s: &mut State) -> Response<MockBody> {
+fn issue(s: &mut TokenState) -> Response<MockBody> {
     let n = s.issued.len() + 1;
     let random: u64 = rand::thread_rng().gen();
     let token = format!("tok-{n}-{random:016x}");
     let ttl = match s.expires_in {
         ExpiresIn::Number(n) | ExpiresIn::String(n) => Duration::from_secs(n),
         ExpiresIn::Absent => s.default_ttl,
+        ExpiresIn::NegativeNumber(_) | ExpiresIn::NegativeString(_) => Duration::ZERO,
     };
     s.issued.push(token.clone());
     s.tokens.insert(
@@ -351,6 +333,8 @@ fn issue(s: &mut State) -> Response<MockBody> {
         ExpiresIn::Number(n) => body["expires_in"] = n.into(),
         ExpiresIn::String(n) => body["expires_in"] = n.to_string().into(),
         ExpiresIn::Absent => {}
+        ExpiresIn::NegativeNumber(n) => body["expires_in"] = n.into(),
+        ExpiresIn::NegativeString(n) => body["expires_in"] = n.to_string().into(),
     }
     json(StatusCode::OK, body.to_string())
 }

@@ -11,17 +11,17 @@
 //! headers and query parameters named like `*key*`, `*token*`, `*secret*`, `*auth*`): they show
 //! as `[redacted]`, as a real API would never send them back; [`Upstream::requests`] has them.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 
+use super::server::{full_response, header_pairs, lock, MockBody, MockServer};
 use super::token::{TokenServer, TokenStatus};
-use super::{spawn_server, MockBody};
 
 /// The repeating content of `/__large` bodies: 64 bytes, so byte `i` is `LARGE_PATTERN[i % 64]`.
 pub const LARGE_PATTERN: &[u8; 64] =
@@ -80,8 +80,9 @@ impl RecordedRequest {
     }
 }
 
+/// The upstream's checks, switches and records (inside [`Upstream`]).
 #[derive(Default)]
-struct State {
+pub struct UpstreamState {
     key_header: Option<(String, String)>,
     key_query: Option<(String, String)>,
     bearer_from: Option<TokenServer>,
@@ -91,11 +92,7 @@ struct State {
 }
 
 /// Handle to a running upstream; clones share state.
-#[derive(Clone)]
-pub struct Upstream {
-    addr: std::net::SocketAddr,
-    state: Arc<Mutex<State>>,
-}
+pub type Upstream = MockServer<UpstreamState>;
 
 fn with_common_headers(
     mut r: Response<MockBody>,
@@ -119,36 +116,15 @@ fn with_common_headers(
 }
 
 fn json(status: StatusCode, body: String) -> Response<MockBody> {
-    let mut r = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|e: std::convert::Infallible| match e {})
-            .boxed(),
-    );
-    *r.status_mut() = status;
-    with_common_headers(r, "application/json")
+    with_common_headers(
+        full_response(status, "application/json", body),
+        "application/json",
+    )
 }
 
-impl Upstream {
+impl MockServer<UpstreamState> {
     pub async fn start() -> Upstream {
-        let state = Arc::new(Mutex::new(State::default()));
-        let shared = state.clone();
-        let addr = spawn_server(move |req| handle(shared.clone(), req))
-            .await
-            .expect("bind upstream");
-        Upstream { addr, state }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-
-    /// `http://127.0.0.1:PORT`
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        MockServer::spawn("upstream", UpstreamState::default(), handle).await
     }
 
     /// Requests without `name: value` get 401.
@@ -185,7 +161,7 @@ impl Upstream {
     }
 }
 
-async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<MockBody> {
+async fn handle(state: Arc<Mutex<UpstreamState>>, req: Request<Incoming>) -> Response<MockBody> {
     let (parts, mut body) = req.into_parts();
     let mut body_len = 0u64;
     let mut kept = Vec::new();
@@ -197,16 +173,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Mo
             kept.extend_from_slice(&data[..data.len().min(room)]);
         }
     }
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = header_pairs(&parts.headers);
     let bearer = parts
         .headers
         .get(http::header::AUTHORIZATION)
@@ -217,7 +184,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Mo
     let path = parts.uri.path().to_string();
 
     let (rejection, delay) = {
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = lock(&state);
         let token_status = s.bearer_from.as_ref().map(|t| {
             bearer
                 .as_deref()

@@ -1,27 +1,17 @@
-//! Outbound HTTP policy: `allowed_outbound_hosts` parsing and matching, and the wasi:http hook
-//! that enforces it for every request a component sends.
+//! `allowed_outbound_hosts`: parsing each entry and deciding whether a URI may leave a component.
 //!
-//! Parsing follows Spin's `crates/outbound-networking-config/src/allowed_hosts.rs`:
+//! Follows Spin's `crates/outbound-networking-config/src/allowed_hosts.rs`:
 //! `scheme://host[:port]`, `*` for any scheme/host/port, `*.domain` subdomain wildcards, port
 //! ranges `a..b`, default ports by scheme, `self`, IP/CIDR hosts, no paths. `{{ var }}` templates
-//! are expanded against the app variables before parsing. A request no entry allows fails inside
-//! the component with `error-code::HTTP-request-denied`, from the response future, as in Spin's
-//! outbound-http factor. Requests to `http://<id>.spin.internal` (when allowed) are served
-//! in-process by that component (local service chaining, `trigger-http/src/outbound_http.rs`);
-//! everything else goes through wasmtime-wasi-http's default sender, which applies the guest's
-//! connect / first-byte / between-bytes timeouts. Not done: relative (`http://self`) requests and
-//! Spin's private-IP blocking (off by default in `spin up` anyway).
+//! are expanded against the app variables before parsing. It only decides: enforcing the decision
+//! on a request is `outbound.rs`'s job. Not done: relative (`http://self`) requests and Spin's
+//! private-IP blocking (off by default in `spin up` anyway).
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use http_body_util::BodyExt;
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::server::AppState;
-use crate::variables::ResolvedAppVariables;
+use super::variables::ResolvedAppVariables;
 
 const SERVICE_CHAINING_SUFFIX: &str = ".spin.internal";
 
@@ -242,43 +232,6 @@ pub fn service_chaining_target(uri: &http::Uri) -> Option<String> {
     let host = uri.host()?.trim();
     let (first, rest) = host.split_once('.')?;
     (format!(".{rest}") == SERVICE_CHAINING_SUFFIX).then(|| first.to_string())
-}
-
-type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
-type SendFuture =
-    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
-
-/// The per-instance wasi:http hooks: policy check, then chaining or the default sender.
-pub struct OutboundHooks {
-    pub allowed: Arc<AllowedHosts>,
-    pub app: Arc<AppState>,
-}
-
-impl WasiHttpHooks for OutboundHooks {
-    fn send_request(
-        &mut self,
-        request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
-        _fut: IoFuture,
-    ) -> SendFuture {
-        let allowed = self.allowed.clone();
-        let app = self.app.clone();
-        Box::new(async move {
-            if !allowed.allows_uri(request.uri()) {
-                return Err(HttpError::HttpRequestDenied);
-            }
-            if let Some(target) = service_chaining_target(request.uri()) {
-                let response = Box::pin(app.handle_chained(target, request))
-                    .await
-                    .map_err(|e| HttpError::InternalError(Some(format!("{e:#}"))))?;
-                let done: IoFuture = Box::new(async { Ok(()) });
-                return Ok((response, done));
-            }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            let io: IoFuture = Box::new(io);
-            Ok((response.map(BodyExt::boxed_unsync), io))
-        })
-    }
 }
 
 #[cfg(test)]

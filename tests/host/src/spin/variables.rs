@@ -1,101 +1,29 @@
-//! Spin variables: `{{ name }}` templates, Spin's variable-name rules, resolution of app
-//! variables (override > default, a required one without a value is a startup error), and the
-//! guest-facing `fermyon:spin/variables@2.0.0` implementation.
+//! `fermyon:spin/variables@2.0.0`: resolution of app variables (override > default, a required
+//! one without a value is a startup error), each component's variables rendered from their
+//! templates at load time, and the guest-facing `variables.get`.
 //!
-//! Mirrors spin-expressions (`crates/expressions/src/{lib,template}.rs`): the same template
-//! grammar, the same `Key::validate` rules and the same error variants and messages for
-//! `variables.get` (`invalid-name` for a malformed name, `undefined` for a name the component
-//! does not list). It does not read the manifest itself (see `manifest.rs`).
+//! Mirrors spin-expressions (`crates/expressions/src/lib.rs`): the same error variants and
+//! messages for `variables.get` (`invalid-name` for a malformed name, `undefined` for a name the
+//! component does not list). It does not read the manifest (see `manifest.rs`) nor parse
+//! templates (see `template.rs`), and it has no providers other than overrides and defaults.
 
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{bail, Result};
+use wasmtime::component::{HasData, Linker};
 
-use crate::bindings::fermyon::spin::variables;
 use crate::manifest::AppVariable;
-use crate::runtime::Ctx;
+use crate::template::{validate_key, Template};
 
-/// A parsed template: literal text and `{{ expr }}` references, as in spin-expressions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    parts: Vec<Part>,
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "fermyon:spin/variables-host",
+        imports: { default: async },
+    });
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Lit(String),
-    Expr(String),
-}
-
-impl Template {
-    /// Parses `text`; an unmatched `{{` is an error (whitespace inside braces is trimmed).
-    pub fn parse(text: &str) -> Result<Template> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while !rest.is_empty() {
-            if let Some(after) = rest.strip_prefix("{{") {
-                let Some((expr, tail)) = after.split_once("}}") else {
-                    bail!("invalid variable template: unmatched '{{{{' in template");
-                };
-                parts.push(Part::Expr(expr.trim().to_string()));
-                rest = tail;
-            } else {
-                let end = rest.find("{{").unwrap_or(rest.len());
-                parts.push(Part::Lit(rest[..end].to_string()));
-                rest = &rest[end..];
-            }
-        }
-        Ok(Template { parts })
-    }
-
-    /// The variable names this template refers to.
-    pub fn references(&self) -> impl Iterator<Item = &str> {
-        self.parts.iter().filter_map(|p| match p {
-            Part::Expr(e) => Some(e.as_str()),
-            Part::Lit(_) => None,
-        })
-    }
-
-    /// Expands the template; `lookup` gives each referenced variable's value.
-    pub fn render(&self, lookup: impl Fn(&str) -> Result<String>) -> Result<String> {
-        let mut out = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Lit(l) => out.push_str(l),
-                Part::Expr(e) => out.push_str(&lookup(e)?),
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// Spin's variable-name rule (spin-expressions `Key::validate`): lowercase ASCII letters,
-/// digits and single underscores; starts with a letter, ends with a letter or digit.
-/// The error text is the `invalid-name` payload Spin gives the guest.
-pub fn validate_key(key: &str) -> Result<(), String> {
-    let reason = if key.is_empty() {
-        Some("must not be empty".to_string())
-    } else if let Some(c) = key
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
-    {
-        Some(format!(
-            "invalid character {c:?}. Variable names may contain only lower-case letters, numbers, and underscores."
-        ))
-    } else if !key.starts_with(|c: char| c.is_ascii_lowercase()) {
-        Some("must start with a lowercase ASCII letter".to_string())
-    } else if !key.ends_with(|c: char| c.is_ascii_alphanumeric()) {
-        Some("must end with a lowercase ASCII letter or digit".to_string())
-    } else if key.contains("__") {
-        Some("must not contain multiple consecutive underscores".to_string())
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(format!("{key:?}: {reason}")),
-        None => Ok(()),
-    }
-}
+use bindings::fermyon::spin::variables;
 
 /// App variables with their final values (what Spin's prepared resolver holds).
 #[derive(Debug, Clone, Default)]
@@ -171,10 +99,27 @@ impl ComponentVariables {
     }
 }
 
-impl variables::Host for Ctx {
+/// What an instance's `variables.get` reads: its component's resolved variables.
+pub struct VariablesView<'a>(pub &'a ComponentVariables);
+
+struct VariablesData;
+
+impl HasData for VariablesData {
+    type Data<'a> = VariablesView<'a>;
+}
+
+impl variables::Host for VariablesView<'_> {
     async fn get(&mut self, name: String) -> Result<String, variables::Error> {
-        self.vars.get(&name)
+        self.0.get(&name)
     }
+}
+
+/// Links `fermyon:spin/variables` into `linker`; `view` picks the instance's variables.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> VariablesView<'_>,
+) -> Result<()> {
+    variables::add_to_linker::<T, VariablesData>(linker, view).map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 #[cfg(test)]
@@ -187,28 +132,6 @@ mod tests {
             required,
             secret: true,
             description: None,
-        }
-    }
-
-    #[test]
-    fn templates_expand_with_whitespace_inside_braces() {
-        let t = Template::parse("a-{{x}}-{{  y }}{{ x }}").unwrap();
-        assert_eq!(t.references().collect::<Vec<_>>(), vec!["x", "y", "x"]);
-        let out = t
-            .render(|n| Ok(if n == "x" { "1" } else { "2" }.to_string()))
-            .unwrap();
-        assert_eq!(out, "a-1-21");
-        assert!(Template::parse("{{ ok }} {{ unmatched").is_err());
-        assert_eq!(Template::parse("plain").unwrap().references().count(), 0);
-    }
-
-    #[test]
-    fn keys_follow_spin_rules() {
-        for good in ["a", "abc", "a1b2c3", "a_1", "a_1_b_3"] {
-            validate_key(good).unwrap();
-        }
-        for bad in ["", "aX", "1bc", "_x", "x.y", "x_", "a__b", "x-y"] {
-            assert!(validate_key(bad).is_err(), "{bad}");
         }
     }
 

@@ -1,0 +1,72 @@
+//! The yardstick for the token path's cost: a tiny component (the test host's probe,
+//! `tests/host/probe`, on the same spin-sdk as the proxy) that answers either without touching
+//! the key-value store, or after opening it and reading one token-sized value. The difference of
+//! the two is what one raw key-value read costs a request in this host, measured in the same run
+//! as the proxy's static-key and token paths.
+
+use anyhow::{Context, Result};
+use spin_test_host::{HostOptions, SpinHost};
+
+use crate::load::Target;
+
+/// The key the read scenario gets, and a value the size of a stored token record.
+const KEY: &str = "credential-proxy:token:v1:bench";
+const VALUE: &[u8] = br#"{"access_token":"tok-0123456789abcdef0123456789abcdef","token_type":"Bearer","expires_at":4102444800,"issued_at":4102441200}"#;
+
+/// A host running the probe component at `/probe/...`.
+pub struct KvProbe {
+    host: SpinHost,
+    _dir: tempfile::TempDir,
+}
+
+impl KvProbe {
+    pub async fn start() -> Result<KvProbe> {
+        let probe = tokio::task::spawn_blocking(spin_test_host::build_probe)
+            .await
+            .context("building the probe component")??;
+        let dir = tempfile::tempdir().context("creating a temp dir")?;
+        let manifest = dir.path().join("spin.toml");
+        let text = format!(
+            r#"spin_manifest_version = 2
+
+[application]
+name = "credential-proxy-bench-probe"
+
+[[trigger.http]]
+route = "/probe/..."
+component = "probe"
+
+[component.probe]
+source = {source}
+key_value_stores = ["default"]
+"#,
+            source = serde_json::to_string(&probe.display().to_string())?,
+        );
+        std::fs::write(&manifest, text).context("writing the probe manifest")?;
+        let host = SpinHost::start(HostOptions::new(&manifest, dir.path().join("state"))).await?;
+        host.kv_set("default", KEY, VALUE);
+        Ok(KvProbe { host, _dir: dir })
+    }
+
+    /// A request the probe answers without the key-value store.
+    pub fn no_read(&self) -> Target {
+        self.target("/probe/noop")
+    }
+
+    /// A request the probe answers after opening the store and reading one value.
+    pub fn one_read(&self) -> Target {
+        self.target(&format!("/probe/kv/default/get/{KEY}"))
+    }
+
+    fn target(&self, path: &str) -> Target {
+        Target {
+            addr: self.host.addr(),
+            path: path.to_string(),
+            headers: vec![("accept".into(), "application/json".into())],
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.host.shutdown().await;
+    }
+}

@@ -1,0 +1,65 @@
+//! What the host runs and with which settings: the manifest, app variable overrides, the state
+//! directory, the runtime config and key-value stores, and where the wasm is found. Plain data,
+//! the role of `spin up`'s command line; it does not load or validate anything.
+
+use std::path::PathBuf;
+
+use crate::runtime_config::KeyValueStore;
+
+/// What to run and with which settings.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// The `spin.toml` to load.
+    pub manifest: PathBuf,
+    /// App variable overrides, the role of `SPIN_VARIABLE_<NAME>` / `spin up --variable`.
+    pub variables: Vec<(String, String)>,
+    /// Spin's `.spin` directory: the default key-value store is
+    /// `<state_dir>/sqlite_key_value.db`.
+    pub state_dir: PathBuf,
+    /// `spin up --runtime-config-file`: its `[key_value_store.*]` tables choose each label's
+    /// store (SQLite or Redis).
+    pub runtime_config: Option<PathBuf>,
+    /// Stores chosen in code; for the same label they win over the runtime config file.
+    pub key_value_stores: Vec<(String, KeyValueStore)>,
+    /// When set, each component's `source` is looked up by file name in this directory.
+    pub wasm_dir: Option<PathBuf>,
+}
+
+impl HostOptions {
+    pub fn new(manifest: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Self {
+        HostOptions {
+            manifest: manifest.into(),
+            variables: Vec::new(),
+            state_dir: state_dir.into(),
+            runtime_config: None,
+            key_value_stores: Vec::new(),
+            wasm_dir: None,
+        }
+    }
+
+    /// Overrides app variable `name` (as `SPIN_VARIABLE_NAME=value` would).
+    pub fn variable(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.variables.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn wasm_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.wasm_dir = Some(dir.into());
+        self
+    }
+
+    /// Reads key-value store settings from a runtime config file, as
+    /// `spin up --runtime-config-file` does.
+    pub fn runtime_config(mut self, path: impl Into<PathBuf>) -> Self {
+        self.runtime_config = Some(path.into());
+        self
+    }
+
+    /// Puts key-value label `label` in `store`, e.g.
+    /// `.key_value_store("default", KeyValueStore::redis(redis.url()))`; two hosts given the
+    /// same Redis share one store, as two `spin up` processes would.
+    pub fn key_value_store(mut self, label: impl Into<String>, store: KeyValueStore) -> Self {
+        self.key_value_stores.push((label.into(), store));
+        self
+    }
+}

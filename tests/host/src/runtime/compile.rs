@@ -1,0 +1,140 @@
+//! Turning a `.wasm` file into a compiled wasmtime `Component`: the one process-wide `Engine`,
+//! wrapping a wasip1 core module into a component with the preview1 *reactor* adapter (what Spin
+//! does at load time), and compiling with two caches.
+//!
+//! Compiled components are cached in the process (by path, mtime and size) and on disk next to
+//! the wasm (`.spin-test-host-cache/*.cwasm`, keyed by a hash of the component bytes and the
+//! engine's compatibility hash), because every test binary is its own process and Cranelift on
+//! 2 cores takes seconds per component. It does not link or run anything (see
+//! `server/instance.rs`).
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::SystemTime;
+
+use anyhow::{anyhow, Context, Result};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+/// The process-wide engine (async is always on in this wasmtime).
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let config = Config::new();
+        Engine::new(&config).unwrap_or_else(|e| panic!("cannot create wasmtime engine: {e:?}"))
+    })
+}
+
+/// Wraps a core wasm module into a component with the wasi preview1 reactor adapter; component
+/// bytes pass through unchanged.
+pub fn componentize(bytes: &[u8]) -> Result<Vec<u8>> {
+    // Core modules have version 1 in the preamble; components use a different layer/version.
+    let is_core_module =
+        bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0];
+    if !is_core_module {
+        return Ok(bytes.to_vec());
+    }
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(bytes)
+        .context("cannot read core module")?
+        .adapter(
+            "wasi_snapshot_preview1",
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+        )
+        .context("cannot add the preview1 reactor adapter")?
+        .encode()
+        .context("cannot encode the component")
+}
+
+/// Loads, componentizes and compiles the wasm at `path`, using the in-process and disk caches.
+pub fn load_component(path: &Path) -> Result<Component> {
+    type Key = (PathBuf, SystemTime, u64);
+    static CACHE: OnceLock<Mutex<HashMap<Key, Component>>> = OnceLock::new();
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("component source {} not found", path.display()))?;
+    let key = (
+        path.to_path_buf(),
+        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        meta.len(),
+    );
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(c) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(c.clone());
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes =
+        componentize(&bytes).with_context(|| format!("componentizing {}", path.display()))?;
+    let component = compile_cached(path, &bytes)?;
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, component.clone());
+    Ok(component)
+}
+
+fn compile_cached(path: &Path, bytes: &[u8]) -> Result<Component> {
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    engine().precompile_compatibility_hash().hash(&mut h);
+    let dir = path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(".spin-test-host-cache");
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let file = dir.join(format!("{stem}-{:016x}.cwasm", h.finish()));
+    if file.exists() {
+        // SAFETY: the file was written by `Component::serialize` below for this engine
+        // configuration (its compatibility hash is part of the name); wasmtime also checks the
+        // header and refuses incompatible artifacts.
+        if let Ok(c) = unsafe { Component::deserialize_file(engine(), &file) } {
+            return Ok(c);
+        }
+    }
+    let component = Component::new(engine(), bytes)
+        .map_err(|e| anyhow!("{e:?}"))
+        .with_context(|| format!("compiling {}", path.display()))?;
+    // The disk cache is an optimisation: failing to write it is not an error.
+    if let Ok(serialized) = component.serialize() {
+        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_ok() && std::fs::write(&tmp, serialized).is_ok() {
+            remove_stale(&dir, &stem);
+            let _ = std::fs::rename(&tmp, &file);
+        }
+    }
+    Ok(component)
+}
+
+/// Drops earlier compilations of the same wasm file so the cache does not grow per rebuild.
+fn remove_stale(dir: &Path, stem: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let rest = name.strip_prefix(stem).and_then(|r| r.strip_prefix('-'));
+        if rest.is_some_and(|r| r.len() == 16 + ".cwasm".len() && r.ends_with(".cwasm")) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_pass_through_componentize() {
+        let component_preamble = b"\0asm\x0d\0\x01\0".to_vec();
+        assert_eq!(
+            componentize(&component_preamble).unwrap(),
+            component_preamble
+        );
+        assert!(componentize(b"\0asm\x01\0\0\0garbage").is_err());
+    }
+}

@@ -1,0 +1,44 @@
+//! The network side: accepts HTTP/1.1 connections on the host's listener and hands every request
+//! to the [`App`] with the peer's address. It knows nothing of routing or components.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use super::app::App;
+
+/// Accepts connections until `stop` fires (or its sender is dropped); then drops every open
+/// connection too, so a stopped host answers nothing, even on a kept-alive connection.
+pub async fn serve(app: Arc<App>, listener: TcpListener, mut stop: oneshot::Receiver<()>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stop => break,
+            Some(_) = connections.join_next() => continue,
+            a = listener.accept() => a,
+        };
+        let (stream, client_addr) = match accepted {
+            Ok(a) => a,
+            Err(_) => {
+                // e.g. out of file descriptors: back off instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(app.handle_external(req, client_addr).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
