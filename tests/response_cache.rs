@@ -64,6 +64,7 @@ async fn ten_identical_gets_reach_the_upstream_once() {
         replies
     };
     assert_eq!(app.upstream.hits(), 1, "one upstream call for ten GETs");
+    assert_eq!(app.tokens.calls(), 1, "and one token fetch, for the miss");
     let first = &replies[0];
     first.assert_status(200);
     assert_eq!(first.header(CACHE), Some("miss"));
@@ -107,11 +108,11 @@ async fn the_cache_is_off_by_default() {
 }
 
 #[tokio::test]
-async fn post_is_never_cached() {
+async fn post_and_head_are_never_cached() {
     let app = App::start(
         Setup::default()
             .var("cache_ttl_secs", "60")
-            .var("allowed_routes", "GET /**, POST /**"),
+            .var("allowed_routes", "GET /**, POST /**, HEAD /**"),
     )
     .await;
     for _ in 0..2 {
@@ -131,6 +132,15 @@ async fn post_is_never_cached() {
     // A GET to the same URL is not answered by a POST's answer.
     let get = app.get("/api/getty/search/images?phrase=cat").await;
     assert_eq!(get.header(CACHE), Some("miss"));
+    // HEAD goes upstream every time, even with a fresh GET entry for its URL.
+    for _ in 0..2 {
+        let head = app
+            .send("HEAD", "/api/getty/search/images?phrase=cat", &[], None)
+            .await;
+        head.assert_status(200);
+        assert_eq!(head.header(CACHE), None);
+    }
+    assert_eq!(app.upstream.hits(), 5);
     app.assert_no_secrets();
 }
 
