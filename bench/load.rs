@@ -62,6 +62,18 @@ impl LoadResult {
         }
     }
 
+    /// Pools another run of the same scenario (a later round): its samples join these, its
+    /// time adds to the elapsed time, so req/s stays the average over all rounds.
+    pub fn absorb(&mut self, other: LoadResult) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        self.connections = self.connections.max(other.connections);
+        self.elapsed += other.elapsed;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
     fn error(&mut self, message: String) {
         self.errors += 1;
         self.first_error.get_or_insert(message);

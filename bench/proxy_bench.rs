@@ -34,20 +34,26 @@ const STREAM_BYTES: u64 = 100 * 1024 * 1024;
 /// The mock upstream records every request it gets, so the count is kept moderate.
 const MAX_REQUESTS: usize = 100_000;
 const MAX_CONCURRENCY: usize = 256;
+const MAX_ROUNDS: usize = 20;
 /// A load run stops taking new requests after this long.
 const RUN_BUDGET: Duration = Duration::from_secs(180);
 const STREAM_TIMEOUT: Duration = Duration::from_secs(300);
 const FIRST_200_TIMEOUT: Duration = Duration::from_secs(120);
 
-const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C] [--baseline-wasm PATH]
+const USAGE: &str =
+    "usage: proxy_bench [--requests N] [--concurrency C] [--rounds R] [--baseline-wasm PATH]
   --requests N            requests per load scenario (default 2000, at most 100000)
   --concurrency C         keep-alive connections sending at once (default 8, at most 256)
+  --rounds R              split each scenario's requests into R rounds run round-robin over all
+                          scenarios, so a change in the machine's load hits every scenario alike
+                          (default 1, at most 20)
   --baseline-wasm PATH    also run (b) and (c) against this credential_proxy.wasm (e.g. an older
                           commit's build), interleaved with the current one, in the same run";
 
 struct Options {
     requests: usize,
     concurrency: usize,
+    rounds: usize,
     baseline_wasm: Option<std::path::PathBuf>,
 }
 
@@ -56,6 +62,7 @@ impl Options {
         let mut options = Options {
             requests: 2000,
             concurrency: 8,
+            rounds: 1,
             baseline_wasm: None,
         };
         let mut args = args.into_iter();
@@ -74,6 +81,7 @@ impl Options {
             let (slot, max) = match name.as_str() {
                 "--requests" => (&mut options.requests, MAX_REQUESTS),
                 "--concurrency" => (&mut options.concurrency, MAX_CONCURRENCY),
+                "--rounds" => (&mut options.rounds, MAX_ROUNDS),
                 _ => bail!("unknown argument {name}"),
             };
             let value = inline
@@ -220,21 +228,37 @@ async fn run(options: &Options) -> Result<()> {
         "proxy, key + token, response cache miss (stored)",
         caching.target(SMALL_UNIQUE),
     ));
-    let mut results = Vec::new();
-    for (label, name, target) in scenarios {
-        eprintln!("{label} {name}: {} requests...", options.requests);
-        let result = load_scenario(&target, options).await;
-        results.push(Scenario {
-            label,
-            name,
-            result,
-            rss_after: spin_test_host::mock::current_rss_bytes(),
-        });
+    let mut results: Vec<Scenario> = Vec::new();
+    for round in 0..options.rounds {
+        for (label, name, target) in &scenarios {
+            let requests = options.requests / options.rounds
+                + usize::from(round < options.requests % options.rounds);
+            eprintln!(
+                "{label} {name}: {requests} requests (round {} of {})...",
+                round + 1,
+                options.rounds
+            );
+            let result = load_scenario(target, requests, options).await;
+            let rss_after = spin_test_host::mock::current_rss_bytes();
+            match results.iter_mut().find(|s| s.label == *label) {
+                Some(scenario) => {
+                    scenario.result.absorb(result);
+                    scenario.rss_after = rss_after;
+                }
+                None => results.push(Scenario {
+                    label,
+                    name,
+                    result,
+                    rss_after,
+                }),
+            }
+        }
     }
     let token_calls = token_proxy_ref.tokens.calls();
 
     let report = report::markdown(&Results {
         requests: options.requests,
+        rounds: options.rounds,
         concurrency: options.concurrency,
         warmup: options.warmup(),
         scenarios: results,
@@ -297,11 +321,11 @@ async fn measure_start(proxy: &Proxy) -> Result<StartTimes> {
     })
 }
 
-async fn load_scenario(target: &Target, options: &Options) -> LoadResult {
+async fn load_scenario(target: &Target, requests: usize, options: &Options) -> LoadResult {
     let deadline = Instant::now() + RUN_BUDGET;
     load::run(target, options.warmup(), options.concurrency, deadline).await;
     let deadline = Instant::now() + RUN_BUDGET;
-    load::run(target, options.requests, options.concurrency, deadline).await
+    load::run(target, requests, options.concurrency, deadline).await
 }
 
 /// Time until the first request is answered 200, retrying until `FIRST_200_TIMEOUT`.

@@ -43,6 +43,8 @@ pub struct Streaming {
 /// Everything one bench run measured.
 pub struct Results {
     pub requests: usize,
+    /// The scenarios ran round-robin in this many rounds, each with its share of the requests.
+    pub rounds: usize,
     pub concurrency: usize,
     pub warmup: usize,
     pub scenarios: Vec<Scenario>,
@@ -64,9 +66,9 @@ pub fn markdown(run: &Results) -> String {
     let _ = writeln!(
         out,
         "### Latency and throughput\n\n{} requests per scenario at concurrency {}, HTTP/1.1 \
-         keep-alive, after {} warm-up requests; latency is from sending the request to the last \
-         body byte.\n",
-        run.requests, run.concurrency, run.warmup
+         keep-alive, in {} round(s) over all scenarios, each after {} warm-up requests; latency \
+         is from sending the request to the last body byte.\n",
+        run.requests, run.concurrency, run.rounds, run.warmup
     );
     let _ = writeln!(
         out,
