@@ -33,6 +33,15 @@ pub struct Proxy {
 impl Proxy {
     /// Starts fresh mocks and a host for them. `token_flow` adds the OAuth2 token to the key.
     pub async fn start(wasm_dir: &std::path::Path, token_flow: bool) -> Result<Proxy> {
+        Proxy::start_with_cache(wasm_dir, token_flow, None).await
+    }
+
+    /// [`Proxy::start`], with the response cache on for `cache_ttl_secs` when given.
+    pub async fn start_with_cache(
+        wasm_dir: &std::path::Path,
+        token_flow: bool,
+        cache_ttl_secs: Option<u64>,
+    ) -> Result<Proxy> {
         let tokens = TokenServer::start().await;
         tokens.set_client(API_KEY, CLIENT_SECRET);
         // Long enough that no refresh falls inside a run: (c) measures the cached token.
@@ -44,7 +53,12 @@ impl Proxy {
         }
         let dir = tempfile::tempdir().context("creating a temp dir")?;
         let manifest = dir.path().join("spin.toml");
-        let text = manifest_text(&upstream.url(), &tokens.token_url(), token_flow)?;
+        let text = manifest_text(
+            &upstream.url(),
+            &tokens.token_url(),
+            token_flow,
+            cache_ttl_secs,
+        )?;
         std::fs::write(&manifest, text).context("writing the manifest")?;
         let opts = HostOptions::new(&manifest, dir.path().join("state"))
             .wasm_dir(wasm_dir)
@@ -88,7 +102,12 @@ impl Proxy {
     }
 }
 
-fn manifest_text(upstream: &str, token_url: &str, token_flow: bool) -> Result<String> {
+fn manifest_text(
+    upstream: &str,
+    token_url: &str,
+    token_flow: bool,
+    cache_ttl_secs: Option<u64>,
+) -> Result<String> {
     // allowed_outbound_hosts takes scheme://host:port, not a URL with a path.
     let token_origin = url::Url::parse(token_url)
         .context("the token server's URL")?
@@ -104,6 +123,9 @@ fn manifest_text(upstream: &str, token_url: &str, token_flow: bool) -> Result<St
         vars.push(("token_url", token_url.to_string()));
         vars.push(("client_id", "{{ bench_api_key }}".to_string()));
         vars.push(("client_secret", "{{ bench_api_secret }}".to_string()));
+    }
+    if let Some(ttl) = cache_ttl_secs {
+        vars.push(("cache_ttl_secs", ttl.to_string()));
     }
     let var_lines: String = vars
         .iter()

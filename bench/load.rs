@@ -21,6 +21,13 @@ use hyper_util::rt::TokioIo;
 /// Longest wait for one small request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// In a [`Target`]'s path, replaced by a number no other request of this process used, so each
+/// request asks for a URL never seen before (the response cache's miss path).
+pub const UNIQUE: &str = "{unique}";
+
+/// The counter behind [`UNIQUE`], shared by every run so warm-up and measured requests differ.
+static UNIQUE_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
 /// One kind of request: where it goes and what it carries.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -161,7 +168,13 @@ pub async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>> {
 /// Returns the status and the body length.
 pub async fn get(sender: &mut SendRequest<Empty<Bytes>>, target: &Target) -> Result<(u16, u64)> {
     sender.ready().await?;
-    let mut request = Request::get(target.path.as_str()).header("host", target.addr.to_string());
+    let path = if target.path.contains(UNIQUE) {
+        let n = UNIQUE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        target.path.replace(UNIQUE, &n.to_string())
+    } else {
+        target.path.clone()
+    };
+    let mut request = Request::get(path.as_str()).header("host", target.addr.to_string());
     for (name, value) in &target.headers {
         request = request.header(name.as_str(), value.as_str());
     }

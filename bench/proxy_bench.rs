@@ -24,6 +24,10 @@ const WASM: &str = "credential_proxy.wasm";
 const HOST_CACHE: &str = ".spin-test-host-cache";
 /// The path of the small request, after the route: one JSON answer from the mock upstream.
 const SMALL: &str = "/search/images?phrase=cat";
+/// A small request whose query no earlier request used: always a response cache miss.
+const SMALL_UNIQUE: &str = "/search/images?phrase=cat&n={unique}";
+/// The response cache's lifetime in (d) and (e): longer than any run.
+const CACHE_TTL_SECS: u64 = 3600;
 /// The streamed answer: 100 MiB from the mock upstream's `__large` endpoint.
 const STREAM_BYTES: u64 = 100 * 1024 * 1024;
 /// Upper bounds that keep a mistyped argument from running for hours.
@@ -209,6 +213,21 @@ async fn run(options: &Options) -> Result<()> {
         "tiny component, one key-value read",
         kv_probe.one_read(),
     ));
+    // The response cache (key + token, as (c)): (d) asks for one URL, so every request after the
+    // first is a hit; (e) asks for a new URL each time, so every request is a miss that is
+    // stored (one key-value write each).
+    let caching = Proxy::start_with_cache(cached_dir.path(), true, Some(CACHE_TTL_SECS)).await?;
+    first_200(&caching.target(SMALL)).await?;
+    scenarios.push((
+        "(d)",
+        "proxy, key + token, response cache hit",
+        caching.target(SMALL),
+    ));
+    scenarios.push((
+        "(e)",
+        "proxy, key + token, response cache miss (stored)",
+        caching.target(SMALL_UNIQUE),
+    ));
     let mut results: Vec<Scenario> = Vec::new();
     for round in 0..options.rounds {
         for (label, name, target) in &scenarios {
@@ -264,6 +283,7 @@ async fn run(options: &Options) -> Result<()> {
     kv_probe.shutdown().await;
     key_only.shutdown().await;
     with_token.shutdown().await;
+    caching.shutdown().await;
     if let Some(fresh) = token_proxy {
         fresh.shutdown().await;
     }

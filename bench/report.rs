@@ -99,6 +99,7 @@ pub fn markdown(run: &Results) -> String {
             mib(s.rss_after),
         );
     }
+    let _ = write!(out, "{}", cache_ratios(results));
     if let Some((path, size)) = &run.baseline {
         let _ = writeln!(
             out,
@@ -193,6 +194,26 @@ pub fn markdown(run: &Results) -> String {
         );
     }
     out
+}
+
+/// The response cache's throughput ratios: a hit (d) against a miss (e) and against the static
+/// key path (b). Empty unless all three ran.
+fn cache_ratios(results: &[Scenario]) -> String {
+    let rps = |label: &str| {
+        results
+            .iter()
+            .find(|s| s.label == label)
+            .map(|s| s.result.latencies.len() as f64 / s.result.elapsed.as_secs_f64().max(1e-9))
+    };
+    let (Some(hit), Some(miss), Some(key)) = (rps("(d)"), rps("(e)"), rps("(b)")) else {
+        return String::new();
+    };
+    format!(
+        "\n| response cache (req/s) | ratio |\n|---|---:|\n\
+         | (d) hit / (e) miss | {:.2}x |\n| (d) hit / (b) static key | {:.2}x |\n",
+        hit / miss.max(1e-9),
+        hit / key.max(1e-9)
+    )
 }
 
 /// The token path's cost per request ((c) minus (b), and (c0) minus (b0) for a baseline) in

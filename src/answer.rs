@@ -1,6 +1,7 @@
-//! Every answer the browser gets, built in one place: a preflight's 204, a JSON error, and the
-//! head of an upstream answer (status, its filtered headers minus any that carry a secret, CORS,
-//! `x-credential-proxy-token`).
+//! Every answer the browser gets, built in one place: a preflight's 204, a JSON error, the head
+//! of an upstream answer (status, its filtered headers minus any that carry a secret, CORS,
+//! `x-credential-proxy-token`, `x-credential-proxy-cache: miss`), and an answer from the response
+//! cache (`x-credential-proxy-cache: hit`, `Age`).
 //!
 //! Pure: values in, an [`Answer`] out, including the log line that goes with it. The list of
 //! secrets that scrubbing looks for is built here from the config and the token in use. The
@@ -8,18 +9,23 @@
 //! nothing about status or headers. This module does not decide *whether* to answer with an
 //! error (the decision and the send do) and never sees a body stream.
 
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{AGE, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::config::Config;
 use crate::decision::Forward;
 use crate::error::Error;
 use crate::headers::filter_response_headers;
+use crate::response_cache::Hit;
 use crate::retry::Sent;
 use crate::token::{Token, TokenSource};
 
 /// Tells the browser whether the bearer token came from the cache or was just fetched.
 pub const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-credential-proxy-token");
+
+/// Tells the browser whether the response cache answered (`hit`) or the upstream did (`miss`);
+/// only on GET answers while the cache is on.
+pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-credential-proxy-cache");
 
 /// What the edge writes: status and headers, the body when the proxy made it (empty for an
 /// upstream answer, whose body the edge streams), and a line for the log.
@@ -101,9 +107,46 @@ pub fn upstream<R>(
     }
 }
 
+/// Marks an upstream answer as a response cache miss.
+pub fn mark_cache_miss(answer: &mut Answer) {
+    answer
+        .headers
+        .insert(CACHE_HEADER, HeaderValue::from_static("miss"));
+}
+
+/// An answer from the response cache: the stored status, headers and body, with this request's
+/// CORS, `Age` and `x-credential-proxy-cache: hit`. No token header: none was used.
+pub fn cached(hit: Hit, cors: &HeaderMap) -> Answer {
+    let mut headers = hit.headers;
+    // The stored answer may have come chunked; this one is whole.
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(hit.body.len()));
+    headers.insert(AGE, HeaderValue::from(hit.age));
+    extend(&mut headers, cors);
+    headers.insert(CACHE_HEADER, HeaderValue::from_static("hit"));
+    Answer {
+        status: hit.status,
+        headers,
+        body: hit.body,
+        log: None,
+    }
+}
+
+/// The upstream's headers as the response cache stores them: filtered and scrubbed as for the
+/// browser, without CORS (per request) and the proxy's own headers. `None` when scrubbing
+/// removed a header: an answer that echoes a secret is never stored.
+pub fn storable_headers(
+    cfg: &Config,
+    token: Option<&Token>,
+    head: &ResponseHead,
+) -> Option<HeaderMap> {
+    let filtered = filter_response_headers(&head.headers);
+    let scrubbed = scrubbed_headers(&head.headers, &secrets(cfg, token), &HeaderMap::new(), None);
+    (scrubbed.len() == filtered.len()).then_some(scrubbed)
+}
+
 /// Every secret an upstream header could echo: the static key, the client credentials and the
-/// token sent.
-fn secrets<'a>(cfg: &'a Config, token: Option<&'a Token>) -> Vec<&'a str> {
+/// token sent. The response cache also checks a body against these before storing it.
+pub fn secrets<'a>(cfg: &'a Config, token: Option<&'a Token>) -> Vec<&'a str> {
     let mut secrets = vec![];
     if let Some(key) = &cfg.static_key {
         secrets.push(key.key.secret());
@@ -248,6 +291,47 @@ mod tests {
             answer.body.len().to_string().as_str()
         );
         assert_eq!(answer.body, e.body());
+    }
+
+    #[test]
+    fn a_cache_hit_has_its_length_age_cors_and_no_token_header() {
+        let hit = Hit {
+            status: StatusCode::OK,
+            headers: map(&[("content-type", b"application/json"), ("age", b"99")]),
+            body: b"{}".to_vec(),
+            age: 7,
+        };
+        let answer = cached(hit, &map(&[("vary", b"Origin")]));
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.headers["content-length"], "2");
+        assert_eq!(answer.headers["age"], "7");
+        assert_eq!(answer.headers["vary"], "Origin");
+        assert_eq!(answer.headers[CACHE_HEADER], "hit");
+        assert!(!answer.headers.contains_key(TOKEN_HEADER));
+        assert_eq!(answer.body, b"{}");
+    }
+
+    #[test]
+    fn storable_headers_are_scrubbed_and_refused_when_a_secret_was_removed() {
+        let cfg = Config::load(&MapVars(
+            [
+                ("upstream_url", "https://api.example.com"),
+                ("api_key", "KEY-1"),
+                ("api_key_query", "api_key"),
+            ]
+            .into_iter()
+            .collect(),
+        ))
+        .unwrap();
+        let head = |pairs: &[(&'static str, &[u8])]| ResponseHead {
+            status: StatusCode::OK,
+            headers: map(pairs),
+        };
+        let clean = head(&[("etag", b"\"v1\""), ("set-cookie", b"a=1")]);
+        let stored = storable_headers(&cfg, None, &clean).unwrap();
+        assert_eq!(names(&stored), ["etag"]);
+        let echo = head(&[("etag", b"\"v1\""), ("link", b"</x?api_key=KEY-1>")]);
+        assert!(storable_headers(&cfg, None, &echo).is_none());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::origins::Origins;
+use crate::response_cache::CacheConfig;
 use crate::routes::Routes;
 use crate::secret::{ApiKey, ClientId, ClientSecret};
 
@@ -63,6 +64,8 @@ pub struct Config {
     pub max_body_bytes: u64,
     pub upstream_timeout: Duration,
     pub kv_store: String,
+    /// The response cache; `None` when `cache_ttl_secs` is 0 (the default).
+    pub cache: Option<CacheConfig>,
     /// One JSON line per request on stdout (`access_log`).
     pub access_log: bool,
 }
@@ -72,6 +75,12 @@ const DEFAULT_MAX_BODY_BYTES: u64 = 1_048_576;
 const DEFAULT_TIMEOUT_SECS: u64 = 30;
 const DEFAULT_SKEW_SECS: u64 = 60;
 const DEFAULT_TTL_SECS: u64 = 300;
+const DEFAULT_CACHE_MAX_BODY_BYTES: u64 = 262_144;
+const DEFAULT_CACHE_SLOTS: u64 = 128;
+/// Fermyon Cloud allows 1,024 keys per app; the token, its lease and other apps' keys need room.
+const MAX_CACHE_SLOTS: u64 = 1000;
+/// Fermyon Cloud's largest value is 1 MB; an entry adds its headers to the body.
+const MAX_CACHE_BODY_BYTES: u64 = 900_000;
 
 /// Headers the proxy sets or refuses itself; a static key in one of them would be dropped by
 /// the runtime or clash with the proxy's own handling.
@@ -137,9 +146,33 @@ impl Config {
             max_body_bytes,
             upstream_timeout: Duration::from_secs(timeout_secs),
             kv_store,
+            cache: load_cache(vars)?,
             access_log,
         })
     }
+}
+
+fn load_cache(vars: &dyn Variables) -> Result<Option<CacheConfig>> {
+    let ttl_secs = number_or(vars, "cache_ttl_secs", 0)?;
+    let max_body_bytes = number_or(vars, "cache_max_body_bytes", DEFAULT_CACHE_MAX_BODY_BYTES)?;
+    let slots = number_or(vars, "cache_slots", DEFAULT_CACHE_SLOTS)?;
+    if max_body_bytes > MAX_CACHE_BODY_BYTES {
+        return Err(Error::config(
+            "cache_max_body_bytes",
+            "must be at most 900000 (a key-value value holds at most 1 MB)",
+        ));
+    }
+    if !(1..=MAX_CACHE_SLOTS).contains(&slots) {
+        return Err(Error::config(
+            "cache_slots",
+            "must be between 1 and 1000 (Fermyon Cloud allows 1,024 keys per app)",
+        ));
+    }
+    Ok((ttl_secs > 0).then(|| CacheConfig {
+        ttl_secs,
+        max_body_bytes,
+        slots: u32::try_from(slots).unwrap_or(1),
+    }))
 }
 
 /// `access_log` alone: `on` (the default) or `off`, `true`/`false` accepted too, in any case.
@@ -441,6 +474,29 @@ mod tests {
         ];
         for (name, value) in cases {
             let err = load(&with(getty(), name, value)).unwrap_err();
+            assert_eq!(variable_of(err), name, "for {name} = {value:?}");
+        }
+    }
+
+    #[test]
+    fn the_response_cache_is_off_by_default_and_checked_when_set() {
+        let off = load(&getty()).unwrap();
+        assert!(off.cache.is_none());
+        let on = load(&with(getty(), "cache_ttl_secs", "60")).unwrap();
+        let expected = CacheConfig {
+            ttl_secs: 60,
+            max_body_bytes: 262_144,
+            slots: 128,
+        };
+        assert_eq!(on.cache, Some(expected));
+        for (name, value) in [
+            ("cache_ttl_secs", "-1"),
+            ("cache_ttl_secs", "1m"),
+            ("cache_slots", "0"),
+            ("cache_slots", "1001"),
+            ("cache_max_body_bytes", "2000000"),
+        ] {
+            let err = load(&with(with(getty(), "cache_ttl_secs", "60"), name, value)).unwrap_err();
             assert_eq!(variable_of(err), name, "for {name} = {value:?}");
         }
     }

@@ -17,7 +17,8 @@ const PREFLIGHT_MAX_AGE_SECS: &str = "600";
 
 /// Response headers a cross-origin page may read (Fetch standard §3.2.5): the ones its code
 /// needs for tokens, caching, ranges and rate limiting. Others stay hidden behind CORS.
-const EXPOSED_HEADERS: &str = "x-credential-proxy-token, etag, content-range, retry-after";
+const EXPOSED_HEADERS: &str =
+    "x-credential-proxy-token, x-credential-proxy-cache, age, etag, content-range, retry-after";
 
 /// The CORS side of one request: its first `Origin` (the client's own header) and the proxy's
 /// own origin from the last `spin-full-url` (Spin's, appended after any the client sent).
@@ -248,7 +249,7 @@ mod tests {
         assert_eq!(header(&h, "vary"), Some("Origin"));
         assert_eq!(
             header(&h, "access-control-expose-headers"),
-            Some("x-credential-proxy-token, etag, content-range, retry-after")
+            Some("x-credential-proxy-token, x-credential-proxy-cache, age, etag, content-range, retry-after")
         );
         let any = check_origin(&Origins::Any, Some("https://x.example"), None).unwrap();
         assert_eq!(

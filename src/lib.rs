@@ -2,7 +2,8 @@
 //! browser.
 //!
 //! This file only wires: the edge reads the request, `config` reads the variables, `decision`
-//! decides, the edge sends, `answer` builds what the browser gets and the edge writes it; every
+//! decides, `response_cache` may answer a GET from the store, the edge sends, `answer` builds
+//! what the browser gets and the edge writes it (keeping a copy for the cache when it may); every
 //! path through notes what it did in one `access_log` entry, written once the body is out.
 //! `ARCHITECTURE.md` has the request flow and a map of every module.
 
@@ -15,6 +16,7 @@ pub mod error;
 pub mod headers;
 pub mod origins;
 pub mod path;
+pub mod response_cache;
 pub mod retry;
 pub mod routes;
 pub mod secret;
@@ -87,6 +89,12 @@ fn proxy(cfg: &Config, req: IncomingRequest, head: &RequestHead, out: Outparam, 
         }
         Ok(Plan::Forward(forward)) => forward,
     };
+    // A response cache hit needs no token and no outbound request: look before either.
+    let cache = spin_io::SpinResponseCache::open(cfg, &forward);
+    if let Some(hit) = cache.as_ref().and_then(spin_io::SpinResponseCache::lookup) {
+        let answer = answer::cached(hit, cors);
+        return entry.written(&answer, respond(out, &answer));
+    }
     let mut attempts = Attempts::default();
     let sent = spin_io::send(cfg, req, &forward, &mut attempts);
     entry.attempts(&attempts);
@@ -95,9 +103,23 @@ fn proxy(cfg: &Config, req: IncomingRequest, head: &RequestHead, out: Outparam, 
         Err(e) => return refuse(out, &forward.method, &e, cors, entry),
     };
     entry.token(sent.token.as_ref().map(|t| t.source));
-    let answer = answer::upstream(cfg, &forward, &sent, &sent.response.head, cors);
-    match spin_io::respond_streaming(out, &answer, sent.response) {
-        Ok(written) => entry.written(&answer, written),
+    let mut answer = answer::upstream(cfg, &forward, &sent, &sent.response.head, cors);
+    if cache.is_some() {
+        answer::mark_cache_miss(&mut answer);
+    }
+    let token = sent.token.as_ref();
+    let fill = cache
+        .as_ref()
+        .and_then(|c| c.fill(cfg, token, &sent.response.head));
+    let keep = fill.as_ref().map(|fill| fill.limit);
+    match spin_io::respond_streaming_kept(out, &answer, sent.response, keep) {
+        Ok((written, body)) => {
+            entry.written(&answer, written);
+            // After the body is out: the store's write never delays the browser.
+            if let (Some(cache), Some(fill), Some(body)) = (&cache, fill, body) {
+                cache.store(cfg, token, fill, body);
+            }
+        }
         Err(unsent) => refuse(unsent.out, &forward.method, &unsent.error, cors, entry),
     }
 }

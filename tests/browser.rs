@@ -1,8 +1,9 @@
 //! The demo, clicked through in headless Chromium: the page at `/` served by the real wasm in the
 //! Spin-compatible host, driven over WebDriver (fantoccini + Debian's chromedriver).
 //!
-//! It checks what a first-time user sees: results, `fetched` then `cached`, the refused route's
-//! JSON, and CORS for real: the same page served from a second loopback origin that is in
+//! It checks what a first-time user sees: results, `fetched` then `cached`, a repeated search
+//! answered from the response cache (`hit`, no token), the refused route's JSON, and CORS for
+//! real: the same page served from a second loopback origin that is in
 //! `allowed_origins` works (with a preflight), and one from a third origin is blocked by the
 //! browser itself. It needs `chromium` and `chromedriver` on PATH (Debian's `chromium` and
 //! `chromium-driver` packages); without them it prints one line and passes, or fails when `CI`
@@ -191,9 +192,21 @@ async fn demo_page_works_end_to_end_in_chromium() {
         "the page never shows a key value"
     );
 
-    // 2. The second call reuses the token.
+    wait_text(&c, "#cache-status", |t| t.contains("miss")).await;
+
+    // 2. The second call (another search: the response cache has no answer for it) reuses the
+    // token.
     search(&c, "dog").await;
     wait_text(&c, "#token-status", |t| t.contains("cached")).await;
+    wait_text(&c, "#cache-status", |t| t.contains("miss")).await;
+
+    // 2b. The first search again: the demo's response cache answers it, with no token at all.
+    search(&c, "cat").await;
+    wait_text(&c, "#cache-status", |t| t.contains("hit")).await;
+    wait_text(&c, "#token-status", |t| t.contains("not needed")).await;
+    assert!(result_count(&c).await > 0, "cached results are shown");
+    // The answer's `Age` reached the page: it came from the store, not from the demo API.
+    wait_text(&c, "#cache-age", |t| t.contains("from the response cache")).await;
 
     // 3. The refused route shows its JSON error.
     c.find(Locator::Id("refused"))
@@ -217,6 +230,9 @@ async fn demo_page_works_end_to_end_in_chromium() {
     search(&c, "bird").await;
     wait_text(&c, "#token-status", |t| t.contains("cached")).await;
     assert!(result_count(&c).await > 0);
+    // The cache header is exposed through CORS: a page on another origin can read `hit` too.
+    search(&c, "bird").await;
+    wait_text(&c, "#cache-status", |t| t.contains("hit")).await;
     let seen: Vec<_> = host.requests()[before..].to_vec();
     assert!(
         seen.iter()

@@ -2,19 +2,21 @@
 //! decides.
 //!
 //! Here: the core's ports on Spin (variables, key-value, clock, the stderr log, the access log
-//! on stdout), the request converted in (`request`, `convert`), the calls out (`outbound`) and
-//! the answer written back (`respond`).
+//! on stdout), the request converted in (`request`, `convert`), the calls out (`outbound`), the
+//! response cache's store (`cache`) and the answer written back (`respond`).
 //! [`send`] wires the ports for one forwarded request and hands them to the core's retry. Errors
 //! from Spin are turned into our own fixed descriptions, never their text.
 
+mod cache;
 mod convert;
 mod outbound;
 mod request;
 mod respond;
 
+pub use cache::SpinResponseCache;
 pub use outbound::{UpstreamResponse, UpstreamSender, WasiTokenEndpoint};
 pub use request::{request_head, RequestBody};
-pub use respond::{respond, respond_streaming, Unsent};
+pub use respond::{respond, respond_streaming, respond_streaming_kept, Unsent};
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};

@@ -1,6 +1,7 @@
 //! Writing the browser's answer: an [`Answer`] the proxy made whole, or an upstream answer whose
 //! head `answer` built and whose body is spliced through with wasi:io's blocking splice, so no
-//! body is ever held whole.
+//! body is ever held whole (for the response cache, a copy of at most `cache_max_body_bytes` is
+//! kept while it passes).
 //!
 //! This module writes what it is given and logs the answer's line; it builds no status or
 //! header itself. When a streamed answer fails before its status is committed, the
@@ -9,7 +10,7 @@
 //! [`Written::CutShort`] for the access log.
 
 use spin_sdk::wit::wasi::http0_2_0::types::{OutgoingBody, OutgoingResponse, ResponseOutparam};
-use wasi::io::streams::StreamError;
+use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
 use super::convert::fields_out;
 use super::outbound::{write_body, UpstreamResponse};
@@ -52,6 +53,19 @@ pub fn respond_streaming(
     answer: &Answer,
     upstream: UpstreamResponse,
 ) -> Result<Written, Unsent> {
+    respond_streaming_kept(out, answer, upstream, None).map(|(written, _)| written)
+}
+
+/// [`respond_streaming`], and with `keep = Some(limit)` also a copy of the body for the response
+/// cache: `Some(body)` when the whole body went to the client and was at most `limit` bytes.
+/// Past the limit the copy is dropped and the rest is spliced as usual, so a large answer is
+/// never held.
+pub fn respond_streaming_kept(
+    out: ResponseOutparam,
+    answer: &Answer,
+    upstream: UpstreamResponse,
+    keep: Option<u64>,
+) -> Result<(Written, Option<Vec<u8>>), Unsent> {
     log_line(answer);
     let unsent = |out, error| Err(Unsent { out, error });
     let Ok(fields) = fields_out(&answer.headers) else {
@@ -68,17 +82,33 @@ pub fn respond_streaming(
     };
     // From here the status is sent; a failure can only cut the body short.
     ResponseOutparam::set(out, Ok(response));
+    let cut_short = || Ok((Written::CutShort, None));
     let Ok(out_stream) = out_body.write() else {
-        return Ok(Written::CutShort);
+        return cut_short();
     };
+    let mut kept = keep.map(|limit| (limit, Vec::new()));
     loop {
-        match out_stream.blocking_splice(&in_stream, CHUNK) {
-            Ok(_) => {}
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(_)) => {
+        let step = match &mut kept {
+            Some((limit, copy)) => {
+                let step = tee(&in_stream, &out_stream, copy);
+                if copy.len() as u64 > *limit {
+                    kept = None;
+                }
+                step
+            }
+            None => match out_stream.blocking_splice(&in_stream, CHUNK) {
+                Ok(_) => Step::More,
+                Err(StreamError::Closed) => Step::End,
+                Err(StreamError::LastOperationFailed(_)) => Step::Broke,
+            },
+        };
+        match step {
+            Step::More => {}
+            Step::End => break,
+            Step::Broke => {
                 // Not finishing the body tells the client the answer is incomplete.
                 log("the response body broke off mid-stream");
-                return Ok(Written::CutShort);
+                return cut_short();
             }
         }
     }
@@ -86,9 +116,33 @@ pub fn respond_streaming(
     drop(in_stream);
     drop(in_body);
     if OutgoingBody::finish(out_body, None).is_err() {
-        return Ok(Written::CutShort);
+        return cut_short();
     }
-    Ok(Written::Complete)
+    Ok((Written::Complete, kept.map(|(_, copy)| copy)))
+}
+
+enum Step {
+    More,
+    End,
+    Broke,
+}
+
+/// Moves one chunk from `from` to `to`, keeping a copy. Only the end of `from` is [`Step::End`];
+/// a client that stops reading is [`Step::Broke`], so a cut-off copy is never stored.
+fn tee(from: &InputStream, to: &OutputStream, copy: &mut Vec<u8>) -> Step {
+    let chunk = match from.blocking_read(CHUNK) {
+        Ok(chunk) => chunk,
+        Err(StreamError::Closed) => return Step::End,
+        Err(StreamError::LastOperationFailed(_)) => return Step::Broke,
+    };
+    // blocking-write-and-flush takes at most 4096 bytes per call (wasi:io streams).
+    for piece in chunk.chunks(4096) {
+        if to.blocking_write_and_flush(piece).is_err() {
+            return Step::Broke;
+        }
+    }
+    copy.extend_from_slice(&chunk);
+    Step::More
 }
 
 fn log_line(answer: &Answer) {

@@ -125,7 +125,15 @@ pub fn search_images(cfg: &Config, req: &ApiRequest, now: u64) -> ApiResponse {
         token_expires_in_secs: remaining,
         received_headers: header_names(req),
     };
-    ApiResponse::json(200, &json!(reply))
+    let mut response = ApiResponse::json(200, &json!(reply));
+    // Results are the same for every caller for a while: a shared cache (the proxy's response
+    // cache, when on) may keep them a minute (`s-maxage`). `max-age=0` keeps the browser's own
+    // cache out of the way, so the demo page sees every answer the proxy gives. Errors and
+    // token replies stay no-store.
+    response
+        .headers
+        .retain(|(name, _)| *name != "cache-control");
+    response.with_header("cache-control", "public, max-age=0, s-maxage=60")
 }
 
 #[cfg(test)]
@@ -179,6 +187,10 @@ mod tests {
             body["images"].as_array().unwrap().len()
         );
         assert!(body["result_count"].as_u64().unwrap() > 0);
+        assert_eq!(
+            resp.header("cache-control"),
+            Some("public, max-age=0, s-maxage=60")
+        );
         assert_eq!(body["token_expires_in_secs"], TOKEN_TTL_SECS - 5);
         assert_eq!(
             body["received_headers"],
