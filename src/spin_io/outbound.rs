@@ -255,14 +255,20 @@ pub(super) fn write_body(
     if let Some(rest) = rest {
         let mut total = prefix.len() as u64;
         loop {
-            match out.blocking_splice(rest, CHUNK) {
-                Ok(n) => {
-                    total += n;
-                    if total > max {
-                        // Dropping the body without `finish` aborts the upstream request.
-                        return Err(Error::BodyTooLarge { limit: max });
-                    }
+            let room = max.saturating_sub(total);
+            if room == 0 {
+                // At the limit, one more byte makes the body too large. It is read here, not
+                // spliced, so the upstream never receives a byte past `max`; dropping the body
+                // without `finish` then aborts the upstream request.
+                match rest.blocking_read(1) {
+                    Ok(extra) if extra.is_empty() => continue,
+                    Ok(_) => return Err(Error::BodyTooLarge { limit: max }),
+                    Err(StreamError::Closed) => break,
+                    Err(StreamError::LastOperationFailed(_)) => return Err(broke()),
                 }
+            }
+            match out.blocking_splice(rest, room.min(CHUNK)) {
+                Ok(n) => total += n,
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(_)) => return Err(broke()),
             }
