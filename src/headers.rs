@@ -58,6 +58,11 @@ const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "clear-site-data",
     "nel",
     "report-to",
+    // Replaced by the proxy's own (`answer`): the upstream's were written for its origin and may
+    // be weaker. A report-only policy would send the site's violation reports to the vendor.
+    "content-security-policy",
+    "content-security-policy-report-only",
+    "x-content-type-options",
 ];
 
 /// Response header name prefixes that never reach the browser: `proxy-*` (hop-by-hop and

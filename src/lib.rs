@@ -15,6 +15,7 @@ pub mod origins;
 pub mod path;
 pub mod retry;
 pub mod routes;
+pub mod scrub;
 pub mod secret;
 pub mod spin_io;
 pub mod target;
