@@ -65,7 +65,12 @@ async fn shipped_flotiq_routes_keep_contact_form_submissions_write_only() {
 
     // Not advertised either: a 405 there lists only POST, and a preflight refuses GET.
     let reply = app
-        .send("DELETE", "/api/getty/api/v1/content/contact_form", &[], None)
+        .send(
+            "DELETE",
+            "/api/getty/api/v1/content/contact_form",
+            &[],
+            None,
+        )
         .await;
     reply.assert_error(405, "method_not_allowed");
     assert_eq!(reply.header("allow"), Some("POST"));
