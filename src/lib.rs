@@ -13,6 +13,8 @@ pub mod error;
 pub mod headers;
 pub mod origins;
 pub mod path;
+#[cfg(test)]
+mod properties;
 pub mod retry;
 pub mod routes;
 pub mod scrub;
@@ -23,18 +25,13 @@ pub mod token;
 
 use http::HeaderMap;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-#[cfg(target_arch = "wasm32")]
 use spin_sdk::http_component;
 
 use config::Config;
 use decision::Plan;
 use spin_io::{respond, SpinVariables};
 
-// Exported only in the wasm: its export name (`wasi:http/incoming-handler@0.2.0#handle`) is not a
-// symbol a native linker accepts, and native builds (the rlib for tests/properties.rs and fuzz/)
-// have no runtime to call it anyway.
-#[cfg_attr(target_arch = "wasm32", http_component)]
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#[http_component]
 fn handle(req: IncomingRequest, response_out: ResponseOutparam) {
     let out = response_out.into_inner();
     let head = match spin_io::request_head(&req) {

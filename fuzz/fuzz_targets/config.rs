@@ -2,8 +2,7 @@
 //! secret's value. Input: the 16 variables' values separated by `\0` (checks::VARIABLES order).
 #![no_main]
 
-#[path = "../../tests/properties/checks.rs"]
-mod checks;
+use credential_proxy_fuzz::checks;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let values = checks::pieces(data, checks::VARIABLES.len());

@@ -2,8 +2,7 @@
 //! Input: `base-selector byte, path \0 query \0 key-flag`.
 #![no_main]
 
-#[path = "../../tests/properties/checks.rs"]
-mod checks;
+use credential_proxy_fuzz::checks;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {

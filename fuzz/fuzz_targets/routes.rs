@@ -2,8 +2,7 @@
 //! never advertised. Input: `allowed_routes \0 method \0 path`.
 #![no_main]
 
-#[path = "../../tests/properties/checks.rs"]
-mod checks;
+use credential_proxy_fuzz::checks;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let p = checks::pieces(data, 3);

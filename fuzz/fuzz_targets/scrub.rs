@@ -2,8 +2,7 @@
 //! are always caught. Input: `secret \0 prefix \0 suffix`.
 #![no_main]
 
-#[path = "../../tests/properties/checks.rs"]
-mod checks;
+use credential_proxy_fuzz::checks;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let p = checks::pieces(data, 3);

@@ -2,8 +2,7 @@
 //! after now, within a year. Input: `status (2 bytes), now (8), ttl (8), body`.
 #![no_main]
 
-#[path = "../../tests/properties/checks.rs"]
-mod checks;
+use credential_proxy_fuzz::checks;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if data.len() < 18 {

@@ -1,19 +1,19 @@
-//! The security properties of the pure core, as functions that panic on a violation. Shared by
-//! the bounded property tests (`tests/properties.rs`, proptest, in `cargo test`) and the
-//! coverage-guided fuzz targets (`fuzz/fuzz_targets/*.rs`, which include this file by path), so
-//! both check exactly the same thing.
+//! The security properties of the pure core, as functions that panic on a violation. Included
+//! by path in two crates, so both check exactly the same thing: the proxy's own unit tests
+//! (`src/properties.rs`, proptest, in `cargo test`) and the fuzz crate (`fuzz/src/lib.rs`, which
+//! also includes the core's modules by path, under the same `crate::` names).
 //!
 //! Each `check_*` takes structured input; [`pieces`] cuts a fuzzer's raw bytes into it.
 
 #![allow(dead_code)]
 
-use credential_proxy::config::{Config, Variables};
-use credential_proxy::error::{Error, Result};
-use credential_proxy::path::normalize_path;
-use credential_proxy::routes::{is_never_forwarded, Routes};
-use credential_proxy::scrub::Scrubber;
-use credential_proxy::target::build_url;
-use credential_proxy::token::parse_token_reply;
+use crate::config::{Config, Variables};
+use crate::error::{Error, Result};
+use crate::path::normalize_path;
+use crate::routes::{is_never_forwarded, Routes};
+use crate::scrub::Scrubber;
+use crate::target::build_url;
+use crate::token::parse_token_reply;
 use url::Url;
 
 /// Upstream bases with and without a path prefix, a port, a trailing slash and a base query.
