@@ -59,9 +59,10 @@ impl FetchSite {
         site
     }
 
+    /// For the error message, which only a `Same` or `Cross` request gets.
     fn as_str(self) -> &'static str {
         match self {
-            FetchSite::Other => "same-origin",
+            FetchSite::Other => "same-origin or none",
             FetchSite::Same => "same-site",
             FetchSite::Cross => "cross-site",
         }
@@ -98,9 +99,9 @@ impl<'a> Cors<'a> {
     /// - Except a browser request from another site that carries no `Origin` (a no-cors
     ///   `<img src>`, `<script src>` or `fetch(url, {mode: "no-cors"})` GET/HEAD, which would
     ///   otherwise spend the site's quota from any page its visitors open):
-    ///   `Sec-Fetch-Site: cross-site` is always `Error::OriginNotAllowed`, and `same-site` is
-    ///   when `allowed_origins` is empty (the browser does not say which site, so only a
-    ///   configured list can vouch for it). `same-origin`, `none` (the user typed the URL or
+    ///   `Sec-Fetch-Site: cross-site` is always `Error::OriginNotAllowed`, and so is
+    ///   `same-site` when `allowed_origins` is empty (the browser does not say which site, so
+    ///   only a configured list can vouch for it). `same-origin`, `none` (the user typed the URL or
     ///   followed a link) and no `Sec-Fetch-Site` at all (curl, servers) pass.
     /// - An allowed cross-origin request: `Access-Control-Allow-Origin` echoing the origin
     ///   exactly as sent (browsers compare it byte-for-byte; echoing instead of `*` works for
