@@ -170,10 +170,8 @@ impl Routes {
                 }
             }
         }
-        methods.retain(|m| {
-            let any_excluded = m == "*" && self.excludes_every_method(&segments);
-            !any_excluded && !is_never_forwarded(m) && !self.is_excluded(m, &segments)
-        });
+        // `*` is only dropped by a `!* …` exclusion: `is_excluded("*")` is true for no other.
+        methods.retain(|m| !is_never_forwarded(m) && !self.is_excluded(m, &segments));
         methods.sort();
         methods.dedup();
         methods
@@ -202,12 +200,6 @@ impl Routes {
         self.exclusions
             .iter()
             .any(|e| e.matches(segments) && e.allows_method(method))
-    }
-
-    fn excludes_every_method(&self, segments: &[&str]) -> bool {
-        self.exclusions
-            .iter()
-            .any(|e| e.method == MethodRule::Any && e.matches(segments))
     }
 }
 
