@@ -7,6 +7,7 @@
 //! on 127.0.0.1, is bounded in requests and time, and stops by itself. See `bench/README.md`.
 
 mod app;
+mod burst;
 mod load;
 mod probe;
 mod report;
@@ -40,21 +41,24 @@ const RUN_BUDGET: Duration = Duration::from_secs(180);
 const STREAM_TIMEOUT: Duration = Duration::from_secs(300);
 const FIRST_200_TIMEOUT: Duration = Duration::from_secs(120);
 
-const USAGE: &str =
-    "usage: proxy_bench [--requests N] [--concurrency C] [--rounds R] [--baseline-wasm PATH]
+const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C] [--rounds R] [--baseline-wasm PATH] [--burst N]
   --requests N            requests per load scenario (default 2000, at most 100000)
   --concurrency C         keep-alive connections sending at once (default 8, at most 256)
   --rounds R              split each scenario's requests into R rounds run round-robin over all
                           scenarios, so a change in the machine's load hits every scenario alike
                           (default 1, at most 20)
   --baseline-wasm PATH    also run (b) and (c) against this credential_proxy.wasm (e.g. an older
-                          commit's build), interleaved with the current one, in the same run";
+                          commit's build), interleaved with the current one, in the same run
+  --burst N               instead of the usual scenarios, only the cold-cache burst: N requests at
+                          concurrency C to a fresh proxy with the token flow on (bench/burst.rs)";
 
 struct Options {
     requests: usize,
     concurrency: usize,
     rounds: usize,
     baseline_wasm: Option<std::path::PathBuf>,
+    /// Requests of the cold-cache burst; 0 runs the usual scenarios instead.
+    burst: usize,
 }
 
 impl Options {
@@ -64,6 +68,7 @@ impl Options {
             concurrency: 8,
             rounds: 1,
             baseline_wasm: None,
+            burst: 0,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -82,6 +87,7 @@ impl Options {
                 "--requests" => (&mut options.requests, MAX_REQUESTS),
                 "--concurrency" => (&mut options.concurrency, MAX_CONCURRENCY),
                 "--rounds" => (&mut options.rounds, MAX_ROUNDS),
+                "--burst" => (&mut options.burst, MAX_REQUESTS),
                 _ => bail!("unknown argument {name}"),
             };
             let value = inline
@@ -124,6 +130,15 @@ async fn main() {
 async fn run(options: &Options) -> Result<()> {
     eprintln!("building credential_proxy.wasm (cargo, release, wasm32-wasip1)...");
     let wasm_dir = spin_test_host::build_wasm()?;
+    if options.burst > 0 {
+        eprintln!(
+            "cold-cache burst: {} requests at concurrency {}...",
+            options.burst, options.concurrency
+        );
+        let report = burst::run(&wasm_dir, options.burst, options.concurrency, RUN_BUDGET).await?;
+        println!("{report}");
+        return Ok(());
+    }
     let wasm_size = std::fs::metadata(wasm_dir.join(WASM))
         .with_context(|| format!("reading {}", wasm_dir.join(WASM).display()))?
         .len();

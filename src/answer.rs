@@ -9,7 +9,9 @@
 //! nothing about status or headers. This module does not decide *whether* to answer with an
 //! error (the decision and the send do) and never sees a body stream.
 
-use http::header::{AGE, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{
+    AGE, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::config::Config;
@@ -18,6 +20,7 @@ use crate::error::Error;
 use crate::headers::filter_response_headers;
 use crate::response_cache::Hit;
 use crate::retry::Sent;
+use crate::scrub::Scrubber;
 use crate::token::{Token, TokenSource};
 
 /// Tells the browser whether the bearer token came from the cache or was just fetched.
@@ -64,6 +67,8 @@ pub fn error(method: &dyn std::fmt::Display, e: &Error, cors: &HeaderMap) -> Ans
     if let Some(allow) = e.allow().and_then(|a| HeaderValue::from_str(&a).ok()) {
         headers.insert(ALLOW, allow);
     }
+    // The message may repeat the request's path or origin.
+    harden(&mut headers);
     extend(&mut headers, cors);
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     Answer {
@@ -80,7 +85,7 @@ pub fn error(method: &dyn std::fmt::Display, e: &Error, cors: &HeaderMap) -> Ans
 
 /// The head of the upstream's answer as the browser gets it: the upstream's status, its headers
 /// filtered (`headers::filter_response_headers`) and scrubbed of any that carry a secret of this
-/// config or the token in use, then CORS and the token header.
+/// config or the token in use, then CORS, the token header and the hardening headers.
 pub fn upstream<R>(
     cfg: &Config,
     forward: &Forward,
@@ -89,14 +94,16 @@ pub fn upstream<R>(
     cors: &HeaderMap,
 ) -> Answer {
     let token = sent.token.as_ref();
+    let mut headers = scrubbed_headers(
+        &head.headers,
+        &secrets(cfg, token),
+        cors,
+        token.map(|t| t.source),
+    );
+    harden(&mut headers);
     Answer {
         status: head.status,
-        headers: scrubbed_headers(
-            &head.headers,
-            &secrets(cfg, token),
-            cors,
-            token.map(|t| t.source),
-        ),
+        headers,
         body: Vec::new(),
         log: (sent.attempts > 1).then(|| {
             format!(
@@ -169,28 +176,11 @@ fn scrubbed_headers(
     cors: &HeaderMap,
     token: Option<TokenSource>,
 ) -> HeaderMap {
-    let secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
-    // Compare against the value as sent and percent-decoded (with `+` as `+` and as a space),
-    // so an encoded copy of a key in a URL is caught too.
-    let leaks = |value: &HeaderValue| {
-        let text = String::from_utf8_lossy(value.as_bytes());
-        let spaced = text.replace('+', " ");
-        let views = [
-            text.to_string(),
-            percent_encoding::percent_decode_str(&text)
-                .decode_utf8_lossy()
-                .into_owned(),
-            percent_encoding::percent_decode_str(&spaced)
-                .decode_utf8_lossy()
-                .into_owned(),
-        ];
-        views
-            .iter()
-            .any(|view| secrets.iter().any(|secret| view.contains(secret)))
-    };
+    // Encoded, case-changed and base64 copies too: see `scrub`.
+    let scrubber = Scrubber::new(secrets.iter().copied());
     let mut headers = HeaderMap::new();
     for (name, value) in &filter_response_headers(upstream) {
-        if !leaks(value) {
+        if !scrubber.leaks(value.as_bytes()) {
             headers.append(name.clone(), value.clone());
         }
     }
@@ -199,6 +189,24 @@ fn scrubbed_headers(
         headers.append(TOKEN_HEADER, HeaderValue::from_static(source.as_str()));
     }
     headers
+}
+
+/// What every answer with a body gets, because it is served on the site's own origin: an API's
+/// HTML or SVG (an error page reflecting the path) opened directly must not run as the site.
+/// `nosniff` keeps a JSON or text answer from being sniffed into HTML or script; the sandbox
+/// CSP makes a document rendered from the answer a unique opaque origin with no scripts, forms
+/// or plugins, and `default-src 'none'` lets it load nothing. `fetch`, `<img>` and media ignore
+/// a response's CSP, so API use is unaffected. The upstream's own CSP (and nosniff) are
+/// replaced, not merged: it was written for the upstream's origin and may be weaker
+/// (`headers::filter_response_headers` drops them).
+pub const CONTENT_SECURITY_POLICY: &str = "sandbox; default-src 'none'";
+
+fn harden(headers: &mut HeaderMap) {
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
 }
 
 fn extend(headers: &mut HeaderMap, more: &HeaderMap) {
@@ -242,6 +250,61 @@ mod tests {
             Some(TokenSource::Cached),
         );
         assert_eq!(names(&headers), vec!["etag", "vary", TOKEN_HEADER.as_str()]);
+    }
+
+    #[test]
+    fn hardening_replaces_the_upstreams_csp_and_nosniff() {
+        let upstream = map(&[
+            ("content-type", b"text/html"),
+            ("content-security-policy", b"default-src *"),
+            (
+                "content-security-policy-report-only",
+                b"report-uri https://vendor",
+            ),
+            ("x-content-type-options", b"none"),
+        ]);
+        let mut headers = scrubbed_headers(&upstream, &[], &HeaderMap::new(), None);
+        harden(&mut headers);
+        let all =
+            |name| -> Vec<&[u8]> { headers.get_all(name).iter().map(|v| v.as_bytes()).collect() };
+        assert_eq!(
+            all("content-security-policy"),
+            [b"sandbox; default-src 'none'"]
+        );
+        assert_eq!(all("x-content-type-options"), [b"nosniff"]);
+        assert!(all("content-security-policy-report-only").is_empty());
+        assert_eq!(all("content-type"), [b"text/html"]);
+
+        let e = Error::RouteNotAllowed {
+            method: "GET".into(),
+            path: "/<svg onload=x>".into(),
+        };
+        let answer = error(&"GET", &e, &HeaderMap::new());
+        assert_eq!(answer.headers["x-content-type-options"], "nosniff");
+        assert_eq!(
+            answer.headers["content-security-policy"],
+            CONTENT_SECURITY_POLICY
+        );
+    }
+
+    #[test]
+    fn twice_encoded_and_base64_copies_are_scrubbed() {
+        let upstream = map(&[
+            (
+                "location",
+                b"/login?next=%252Fv3%253Fapi_key%253DK%25252BEY%2525269",
+            ),
+            ("x-basic", b"Basic SUQtMTpLK0VZJjk="),
+            ("x-upper", b"BEARER TOK-1234567"),
+            ("etag", b"\"v1\""),
+        ]);
+        let headers = scrubbed_headers(
+            &upstream,
+            &["K+EY&9", "tok-1234567"],
+            &HeaderMap::new(),
+            None,
+        );
+        assert_eq!(names(&headers), ["etag"]);
     }
 
     #[test]

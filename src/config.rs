@@ -124,10 +124,11 @@ impl Config {
                 "must be at least 1 second",
             ));
         }
-        let kv_store = text_or(vars, "kv_store", "default")?;
-        if !kv_store
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        let kv_store = text_or(vars, "kv_store", "default")?.trim().to_string();
+        if kv_store.is_empty()
+            || !kv_store
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
             return Err(Error::config(
                 "kv_store",
@@ -199,15 +200,10 @@ fn load_static_key(vars: &dyn Variables, token_flow: bool) -> Result<Option<Stat
         Some(name) => Some(parse_key_header(&name, token_flow)?),
         None => None,
     };
-    let query = vars.get("api_key_query")?;
-    if let Some(name) = &query {
-        if name.chars().any(|c| c.is_control() || c == '&' || c == '=') {
-            return Err(Error::config(
-                "api_key_query",
-                "must be a plain query parameter name",
-            ));
-        }
-    }
+    let query = match vars.get("api_key_query")? {
+        Some(name) => Some(parse_key_query(&name)?),
+        None => None,
+    };
     if let (Some(key), Some(_)) = (&key, &header) {
         if http::HeaderValue::from_str(key).is_err() {
             return Err(Error::config(
@@ -235,9 +231,40 @@ fn load_static_key(vars: &dyn Variables, token_flow: bool) -> Result<Option<Stat
     }
 }
 
+/// `api_key_query`, trimmed: a name with surrounding spaces would send the key under the wrong
+/// name and let the client's own parameter through (`target` removes only the exact name).
+/// `&`, `=`, `#`, whitespace and control characters would change the query's structure.
+fn parse_key_query(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::config("api_key_query", "is only whitespace"));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '&' | '=' | '#'))
+    {
+        return Err(Error::config(
+            "api_key_query",
+            "must be a plain query parameter name (no `&`, `=`, `#`, spaces or control \
+             characters)",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// `api_key_header`, trimmed: an HTTP field name (RFC 9110 §5.1, a token) that the proxy does
+/// not manage itself.
 fn parse_key_header(name: &str, token_flow: bool) -> Result<HeaderName> {
-    let header = HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| Error::config("api_key_header", "is not a valid HTTP header name"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::config("api_key_header", "is only whitespace"));
+    }
+    let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        Error::config(
+            "api_key_header",
+            "is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
+        )
+    })?;
     if RESERVED_KEY_HEADERS.contains(&header.as_str())
         || header.as_str().starts_with("spin-")
         || header.as_str().starts_with("proxy-")
@@ -274,13 +301,13 @@ fn load_token(vars: &dyn Variables) -> Result<Option<TokenConfig>> {
              refers to",
         )
     })?;
-    let client_auth = match text_or(vars, "token_client_auth", "body")?.as_str() {
+    let client_auth = match text_or(vars, "token_client_auth", "body")?.trim() {
         "body" => ClientAuth::Body,
         "basic" => ClientAuth::Basic,
         _ => {
             return Err(Error::config(
                 "token_client_auth",
-                "must be `body` or `basic`",
+                "must be `body` (form fields) or `basic` (HTTP Basic), in lowercase",
             ))
         }
     };
@@ -467,6 +494,18 @@ mod tests {
             ("api_key_header", "keep-alive"),
             ("api_key", "line\nbreak"),
             ("api_key_query", "a&b"),
+            ("api_key_query", "a=b"),
+            ("api_key_query", "a#b"),
+            ("api_key_query", "api key"),
+            ("api_key_query", "a\tb"),
+            ("api_key_query", "a\u{7f}"),
+            ("api_key_query", "   "),
+            ("api_key_header", "   "),
+            ("api_key_header", "Api:Key"),
+            ("api_key_header", "Api\u{e9}"),
+            ("api_key_header", " spin-x "),
+            ("kv_store", " a b "),
+            ("token_client_auth", " Basic "),
             ("allowed_routes", "GET"),
             ("allowed_routes", "GET no-slash"),
             ("allowed_origins", "example.com"),
@@ -561,6 +600,39 @@ mod tests {
         let broken = MapVars([("access_log", "off")].into_iter().collect());
         assert!(Config::load(&broken).is_err());
         assert_eq!(load_access_log(&broken), Ok(false));
+    }
+
+    #[test]
+    fn names_are_trimmed() {
+        let cfg = load(&[
+            ("upstream_url", "https://api.example.com"),
+            ("api_key", "k"),
+            ("api_key_query", " api_key\t"),
+            ("api_key_header", "  X-AUTH-TOKEN "),
+            ("kv_store", " default "),
+        ])
+        .unwrap();
+        let key = cfg.static_key.unwrap();
+        assert_eq!(key.query.as_deref(), Some("api_key"));
+        assert_eq!(key.header.unwrap().as_str(), "x-auth-token");
+        assert_eq!(cfg.kv_store, "default");
+        let cfg = load(&with(getty(), "token_client_auth", " basic\n")).unwrap();
+        assert_eq!(cfg.token.unwrap().client_auth, ClientAuth::Basic);
+    }
+
+    #[test]
+    fn bad_names_never_show_their_value() {
+        for (name, value) in [
+            ("api_key_query", "sekrit&x"),
+            ("api_key_header", "sekrit header"),
+            ("kv_store", "sekrit/x"),
+            ("token_client_auth", "sekrit"),
+        ] {
+            let err = load(&with(getty(), name, value)).unwrap_err();
+            assert_eq!(err.code(), "config_invalid");
+            assert!(err.to_string().contains(name), "{err}");
+            assert!(!err.to_string().contains("sekrit"), "{err}");
+        }
     }
 
     #[test]

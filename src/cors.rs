@@ -26,6 +26,48 @@ pub struct Cors<'a> {
     origins: &'a Origins,
     origin: Option<&'a str>,
     self_origin: Option<String>,
+    /// What the browser's `Sec-Fetch-Site` says about the request's initiator.
+    fetch_site: FetchSite,
+}
+
+/// The browser's `Sec-Fetch-Site` (Fetch Metadata, W3C): who initiated the request, relative to
+/// the proxy's origin. Browsers send it on every request, `Origin` or not; non-browser clients
+/// send none. The proxy only looks at it when `Origin` is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FetchSite {
+    /// No header, `same-origin`, `none` (a user navigation), or a value we do not know.
+    Other,
+    /// `same-site`: another origin of the same site (another port or subdomain); which one,
+    /// the browser does not say.
+    Same,
+    /// `cross-site`: a page of another site.
+    Cross,
+}
+
+impl FetchSite {
+    /// The most cross-site of the values (a client could repeat the header; the browser never
+    /// does), compared ASCII-case-insensitively.
+    fn read(headers: &HeaderMap) -> FetchSite {
+        let mut site = FetchSite::Other;
+        for value in headers.get_all("sec-fetch-site") {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            match value.trim().to_ascii_lowercase().as_str() {
+                "cross-site" => site = FetchSite::Cross,
+                "same-site" if site == FetchSite::Other => site = FetchSite::Same,
+                _ => {}
+            }
+        }
+        site
+    }
+
+    /// For the error message, which only a `Same` or `Cross` request gets.
+    fn as_str(self) -> &'static str {
+        match self {
+            FetchSite::Other => "same-origin or none",
+            FetchSite::Same => "same-site",
+            FetchSite::Cross => "cross-site",
+        }
+    }
 }
 
 impl<'a> Cors<'a> {
@@ -34,6 +76,7 @@ impl<'a> Cors<'a> {
             origins,
             origin: first(headers, "origin"),
             self_origin: last(headers, "spin-full-url").and_then(self_origin),
+            fetch_site: FetchSite::read(headers),
         }
     }
 
@@ -44,6 +87,7 @@ impl<'a> Cors<'a> {
             origins,
             origin,
             self_origin: own.map(str::to_string),
+            fetch_site: FetchSite::Other,
         }
     }
 
@@ -53,6 +97,13 @@ impl<'a> Cors<'a> {
     /// - No `Origin`, or the proxy's own origin (always allowed, so the hosting site can POST to
     ///   its own contact form with `allowed_origins` empty): `Vary: Origin` if origins are
     ///   configured, so shared caches keep the cross-origin variant apart; nothing otherwise.
+    /// - Except a browser request from another site that carries no `Origin` (a no-cors
+    ///   `<img src>`, `<script src>` or `fetch(url, {mode: "no-cors"})` GET/HEAD, which would
+    ///   otherwise spend the site's quota from any page its visitors open):
+    ///   `Sec-Fetch-Site: cross-site` is always `Error::OriginNotAllowed`, and so is
+    ///   `same-site` when `allowed_origins` is empty (the browser does not say which site, so
+    ///   only a configured list can vouch for it). `same-origin`, `none` (the user typed the URL or
+    ///   followed a link) and no `Sec-Fetch-Site` at all (curl, servers) pass.
     /// - An allowed cross-origin request: `Access-Control-Allow-Origin` echoing the origin
     ///   exactly as sent (browsers compare it byte-for-byte; echoing instead of `*` works for
     ///   `Any` too), `Vary: Origin` and `Access-Control-Expose-Headers`.
@@ -66,7 +117,14 @@ impl<'a> Cors<'a> {
             headers
         };
         let Some(origin) = self.origin else {
-            return Ok(vary_only(headers));
+            return match (self.fetch_site, self.origins) {
+                (FetchSite::Cross, _) | (FetchSite::Same, Origins::None) => {
+                    Err(Error::OriginNotAllowed {
+                        origin: format!("(none; Sec-Fetch-Site {})", self.fetch_site.as_str()),
+                    })
+                }
+                _ => Ok(vary_only(headers)),
+            };
         };
         if self.is_same_origin(origin) {
             return Ok(vary_only(headers));
@@ -279,6 +337,79 @@ mod tests {
             check_origin(&Origins::Any, None, None),
             Ok(vec![("vary".to_string(), "Origin".to_string())])
         );
+    }
+
+    /// `check` for a request with these headers and the proxy at `http://127.0.0.1:3000`.
+    fn check_headers(origins: &Origins, sent: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
+        let mut headers = HeaderMap::new();
+        for (n, v) in sent {
+            headers.append(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        headers.append(
+            "spin-full-url",
+            HeaderValue::from_static("http://127.0.0.1:3000/x"),
+        );
+        Cors::new(origins, &headers).check().map(|h| pairs(&h))
+    }
+
+    #[test]
+    fn cross_site_requests_without_origin_are_refused() {
+        let list = Origins::parse("https://site.example").unwrap();
+        for origins in [&Origins::None, &list, &Origins::Any] {
+            for value in ["cross-site", "Cross-Site", " cross-site "] {
+                let result = check_headers(origins, &[("Sec-Fetch-Site", value)]);
+                assert!(
+                    matches!(result, Err(Error::OriginNotAllowed { .. })),
+                    "{origins:?} {value}"
+                );
+            }
+            // A repeated header counts at its most cross-site.
+            let repeated = [
+                ("Sec-Fetch-Site", "same-origin"),
+                ("Sec-Fetch-Site", "cross-site"),
+            ];
+            assert!(check_headers(origins, &repeated).is_err());
+        }
+    }
+
+    #[test]
+    fn same_site_without_origin_needs_configured_origins() {
+        let same_site = [("Sec-Fetch-Site", "same-site")];
+        let err = check_headers(&Origins::None, &same_site).unwrap_err();
+        assert_eq!(err.code(), "origin_not_allowed");
+        assert!(err.to_string().contains("same-site"), "{err}");
+        let list = Origins::parse("https://site.example").unwrap();
+        assert!(check_headers(&list, &same_site).is_ok());
+        assert!(check_headers(&Origins::Any, &same_site).is_ok());
+    }
+
+    #[test]
+    fn same_origin_navigation_and_non_browser_clients_pass_without_origin() {
+        for origins in [&Origins::None, &Origins::Any] {
+            for headers in [
+                &[("Sec-Fetch-Site", "same-origin")][..],
+                &[("Sec-Fetch-Site", "none"), ("Sec-Fetch-Mode", "navigate")],
+                &[("Sec-Fetch-Site", "something-new")],
+                &[],
+            ] {
+                assert!(check_headers(origins, headers).is_ok(), "{headers:?}");
+            }
+        }
+        // With an Origin, the Origin decides (a browser sends both; they agree).
+        let own = [
+            ("Origin", "http://127.0.0.1:3000"),
+            ("Sec-Fetch-Site", "same-origin"),
+        ];
+        assert!(check_headers(&Origins::None, &own).is_ok());
+        let allowed = [
+            ("Origin", "https://site.example"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ];
+        let list = Origins::parse("https://site.example").unwrap();
+        assert!(check_headers(&list, &allowed).is_ok());
     }
 
     #[test]

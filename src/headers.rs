@@ -58,6 +58,11 @@ const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "clear-site-data",
     "nel",
     "report-to",
+    // Replaced by the proxy's own (`answer`): the upstream's were written for its origin and may
+    // be weaker. A report-only policy would send the site's violation reports to the vendor.
+    "content-security-policy",
+    "content-security-policy-report-only",
+    "x-content-type-options",
 ];
 
 /// Response header name prefixes that never reach the browser: `proxy-*` (hop-by-hop and
@@ -91,14 +96,18 @@ pub fn is_forwardable_request_header(name: &str) -> bool {
 /// The client headers to send upstream: allowlisted names only, minus `key_header` (the
 /// configured `api_key_header`, so a client cannot supply its own key) and minus any header the
 /// client's `Connection` names (RFC 9110 §7.6.1). Values are untouched bytes; repeated headers
-/// are all kept, in order.
+/// are all kept, in order. A `Content-Length` next to a `Transfer-Encoding` is dropped too
+/// (RFC 9112 §6.1: the encoding overrides it and an intermediary must remove it): it would tell
+/// the upstream a length the body does not have; the edge sets the real one.
 pub fn forward_request_headers(headers: &HeaderMap, key_header: Option<&HeaderName>) -> HeaderMap {
     let connection_named = connection_tokens(headers);
+    let length_overridden = headers.contains_key(http::header::TRANSFER_ENCODING);
     let mut out = HeaderMap::new();
     for (name, value) in headers {
         if is_forwardable_request_header(name.as_str())
             && key_header != Some(name)
             && !connection_named.iter().any(|n| n == name.as_str())
+            && !(length_overridden && name == http::header::CONTENT_LENGTH)
         {
             out.append(name.clone(), value.clone());
         }
@@ -242,6 +251,24 @@ mod tests {
         let out = forward_request_headers(&input, None);
         let values: Vec<&[u8]> = out.iter().map(|(_, v)| v.as_bytes()).collect();
         assert_eq!(values, [b"a/b".as_slice(), raw, b"c/d".as_slice()]);
+    }
+
+    #[test]
+    fn drops_a_content_length_that_transfer_encoding_overrides() {
+        let both = [
+            ("Content-Length", "3"),
+            ("Transfer-Encoding", "chunked"),
+            ("Content-Type", "text/plain"),
+        ];
+        assert_eq!(
+            names(&forward_request_headers(&headers(&both), None)),
+            ["content-type"]
+        );
+        let length_only = [("Content-Length", "3")];
+        assert_eq!(
+            names(&forward_request_headers(&headers(&length_only), None)),
+            ["content-length"]
+        );
     }
 
     #[test]

@@ -16,9 +16,12 @@ pub mod error;
 pub mod headers;
 pub mod origins;
 pub mod path;
+#[cfg(test)]
+mod properties;
 pub mod response_cache;
 pub mod retry;
 pub mod routes;
+pub mod scrub;
 pub mod secret;
 pub mod spin_io;
 pub mod target;

@@ -14,6 +14,26 @@ use crate::path::canonical_segment;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routes {
     routes: Vec<Route>,
+    /// `!`-prefixed items: refused even where `routes` allows, and never advertised.
+    exclusions: Vec<Route>,
+}
+
+/// Methods never forwarded, whatever the routes say (compared ASCII-case-insensitively, because
+/// some servers uppercase an extension method `trace` before dispatching it). TRACE echoes the
+/// request, credentials included (RFC 9110 §9.3.8 tells clients not to send them, but the proxy
+/// adds them); TRACK is IIS's TRACE; CONNECT asks for a tunnel, which an API proxy never opens.
+const NEVER_FORWARDED: &[&str] = &["TRACE", "TRACK", "CONNECT"];
+
+/// What a `*` route is advertised as in a 405's `Allow`: the methods of RFC 9110 §9 and PATCH
+/// (RFC 5789), minus the never-forwarded ones. The preflight names the requested method instead.
+const ANY_METHOD_ADVERTISED: &[&str] =
+    &["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"];
+
+/// Whether `method` is one the proxy never forwards ([`NEVER_FORWARDED`]).
+pub fn is_never_forwarded(method: &str) -> bool {
+    NEVER_FORWARDED
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,15 +73,32 @@ impl Routes {
     /// literal is written `%20`. A trailing `/` on a pattern is ignored, as it is
     /// on request paths when matching. On error the reason gives the offending item's position (never its text: values are not shown); the caller
     /// wraps it into `Error::ConfigInvalid` for `allowed_routes`.
+    ///
+    /// An item starting with `!` is an exclusion, e.g.
+    /// `GET /api/v1/content/**, !GET /api/v1/content/contact_form/**`: same syntax, evaluated
+    /// after the allows wherever it sits in the list (see [`Routes::check`]). A list of only
+    /// exclusions allows nothing and is refused.
     pub fn parse(spec: &str) -> std::result::Result<Routes, String> {
-        let routes = spec
-            .split(',')
-            .enumerate()
-            .map(|(n, item)| {
-                parse_route(item.trim()).map_err(|why| format!("item {}: {why}", n + 1))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(Routes { routes })
+        let mut routes = Vec::new();
+        let mut exclusions = Vec::new();
+        for (n, item) in spec.split(',').enumerate() {
+            let item = item.trim();
+            let (list, item) = match item.strip_prefix('!') {
+                Some(excluded) => (&mut exclusions, excluded.trim_start()),
+                None => (&mut routes, item),
+            };
+            let route = if item.starts_with('!') {
+                // `!` is a tchar, but a method spelled `!GET` is surely a typo.
+                Err("`!` may only appear once, before the method".to_string())
+            } else {
+                parse_route(item)
+            };
+            list.push(route.map_err(|why| format!("item {}: {why}", n + 1))?);
+        }
+        if routes.is_empty() {
+            return Err("only exclusions (`!`): nothing is allowed".to_string());
+        }
+        Ok(Routes { routes, exclusions })
     }
 
     /// Checks `method` on `path` (a normalised path from `path::normalize_path`; `""` is
@@ -71,19 +108,41 @@ impl Routes {
     /// pattern `PATCH`. HEAD is allowed wherever GET is (RFC 9110 §9.3.2: HEAD is GET without
     /// the body). When some pattern matches the path but none allows the method, the error
     /// carries the methods that are allowed there, for the 405's `Allow` header.
+    ///
+    /// Then the exclusions: a method and path that an allow admits but an exclusion matches is
+    /// `RouteNotAllowed` (403), like a path no pattern matches. An exclusion of GET also
+    /// excludes HEAD. Excluded methods are never listed in `Allow` ([`Routes::methods_for`]),
+    /// and a path whose every allowed method is excluded answers 403, not a 405 with an empty
+    /// `Allow` that would confirm the path exists.
+    ///
+    /// TRACE, TRACK and CONNECT, in any case, are `MethodNotAllowed` (405) on every path,
+    /// whatever the routes say (even `* /**`): they are never forwarded.
     pub fn check(&self, method: &str, path: &str) -> Result<()> {
+        if is_never_forwarded(method) {
+            return Err(Error::MethodNotAllowed {
+                method: method.to_string(),
+                allow: self.advertised(path),
+            });
+        }
         let segments = path_segments(path);
         let mut path_matched = false;
         for route in self.routes.iter().filter(|r| r.matches(&segments)) {
             if route.allows_method(method) {
+                if self.is_excluded(method, &segments) {
+                    return Err(Error::RouteNotAllowed {
+                        method: method.to_string(),
+                        path: path.to_string(),
+                    });
+                }
                 return Ok(());
             }
             path_matched = true;
         }
-        if path_matched {
+        let allow = self.advertised(path);
+        if path_matched && !allow.is_empty() {
             Err(Error::MethodNotAllowed {
                 method: method.to_string(),
-                allow: self.methods_for(path),
+                allow,
             })
         } else {
             Err(Error::RouteNotAllowed {
@@ -95,7 +154,8 @@ impl Routes {
 
     /// The methods allowed on `path`, sorted and deduplicated; `HEAD` is listed wherever `GET`
     /// is, and `"*"` stands for a pattern that allows any method (`preflight` replaces it with
-    /// the requested method; `check` never reports a 405 when it is present).
+    /// the requested method; `check` never reports a 405 when it is present). Methods an
+    /// exclusion refuses on `path` and the never-forwarded ones are left out.
     pub fn methods_for(&self, path: &str) -> Vec<String> {
         let segments = path_segments(path);
         let mut methods = Vec::new();
@@ -110,9 +170,36 @@ impl Routes {
                 }
             }
         }
+        // `*` is only dropped by a `!* …` exclusion: `is_excluded("*")` is true for no other.
+        methods.retain(|m| !is_never_forwarded(m) && !self.is_excluded(m, &segments));
         methods.sort();
         methods.dedup();
         methods
+    }
+
+    /// [`Routes::methods_for`] for an `Allow` header: a `*` route stands for
+    /// [`ANY_METHOD_ADVERTISED`] minus what is excluded on `path`.
+    fn advertised(&self, path: &str) -> Vec<String> {
+        let segments = path_segments(path);
+        let mut methods = self.methods_for(path);
+        if methods.iter().any(|m| m == "*") {
+            methods.retain(|m| m != "*");
+            methods.extend(
+                ANY_METHOD_ADVERTISED
+                    .iter()
+                    .filter(|m| !self.is_excluded(m, &segments))
+                    .map(|m| m.to_string()),
+            );
+            methods.sort();
+            methods.dedup();
+        }
+        methods
+    }
+
+    fn is_excluded(&self, method: &str, segments: &[&str]) -> bool {
+        self.exclusions
+            .iter()
+            .any(|e| e.matches(segments) && e.allows_method(method))
     }
 }
 
@@ -319,6 +406,126 @@ mod tests {
         let r = routes("  GET   /a ,\tPOST /b  ");
         assert!(r.check("GET", "/a").is_ok());
         assert!(r.check("POST", "/b").is_ok());
+    }
+
+    #[test]
+    fn trace_track_and_connect_are_405_whatever_the_routes_say() {
+        let any = routes("* /**");
+        for method in ["TRACE", "TRACK", "CONNECT", "trace", "Connect"] {
+            match any.check(method, "/x") {
+                Err(Error::MethodNotAllowed { allow, .. }) => assert_eq!(
+                    allow,
+                    ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"],
+                    "{method}"
+                ),
+                other => panic!("{method}: {other:?}"),
+            }
+        }
+        let listed = routes("TRACE /x, CONNECT /**, GET /x");
+        assert!(matches!(
+            listed.check("TRACE", "/x"),
+            Err(Error::MethodNotAllowed { .. })
+        ));
+        assert_eq!(listed.methods_for("/x"), ["GET", "HEAD"]);
+        // Even on a path no pattern matches: 405, never 403 or a forward.
+        assert_eq!(
+            routes("GET /a").check("CONNECT", "/b"),
+            Err(Error::MethodNotAllowed {
+                method: "CONNECT".into(),
+                allow: vec![]
+            })
+        );
+    }
+
+    /// The shipped flotiq list: content readable, contact-form submissions write-only.
+    const FLOTIQ: &str = "GET /api/v1/content/**, POST /api/v1/content/contact_form, \
+                          !GET /api/v1/content/contact_form/**";
+
+    #[test]
+    fn exclusions_refuse_what_the_allows_admit() {
+        let r = routes(FLOTIQ);
+        for path in [
+            "/api/v1/content/contact_form",
+            "/api/v1/content/contact_form/",
+            "/api/v1/content/contact_form/abc-1",
+            "/api/v1/content/contact_form/abc-1/x",
+        ] {
+            for method in ["GET", "HEAD"] {
+                assert_eq!(
+                    r.check(method, path),
+                    Err(Error::RouteNotAllowed {
+                        method: method.into(),
+                        path: path.into()
+                    }),
+                    "{method} {path}"
+                );
+            }
+        }
+        assert!(r.check("POST", "/api/v1/content/contact_form").is_ok());
+        assert!(r.check("GET", "/api/v1/content/blog").is_ok());
+        assert!(r.check("GET", "/api/v1/content/blog/1").is_ok());
+        assert!(r.check("GET", "/api/v1/content/contact_formx").is_ok());
+        assert!(r.check("GET", "/api/v1/content").is_ok());
+    }
+
+    #[test]
+    fn excluded_methods_are_never_advertised() {
+        let r = routes(FLOTIQ);
+        assert_eq!(r.methods_for("/api/v1/content/contact_form"), ["POST"]);
+        assert_eq!(
+            r.check("DELETE", "/api/v1/content/contact_form"),
+            Err(Error::MethodNotAllowed {
+                method: "DELETE".into(),
+                allow: vec!["POST".into()]
+            })
+        );
+        // Every allowed method excluded: the path is not confirmed by a 405.
+        assert!(r.methods_for("/api/v1/content/contact_form/1").is_empty());
+        assert!(matches!(
+            r.check("DELETE", "/api/v1/content/contact_form/1"),
+            Err(Error::RouteNotAllowed { .. })
+        ));
+        let star = routes("* /hook, !DELETE /hook, !* /hook/secret");
+        assert_eq!(star.methods_for("/hook"), ["*"]);
+        assert!(matches!(
+            star.check("DELETE", "/hook"),
+            Err(Error::RouteNotAllowed { .. })
+        ));
+        assert!(star.check("PUT", "/hook").is_ok());
+        match star.check("TRACE", "/hook") {
+            Err(Error::MethodNotAllowed { allow, .. }) => {
+                assert!(!allow.contains(&"DELETE".to_string()), "{allow:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_exclusion_applies_wherever_it_sits_and_may_be_spaced() {
+        let r = routes("! GET /a/b, GET /a/**, POST /a/b");
+        assert!(matches!(
+            r.check("GET", "/a/b"),
+            Err(Error::RouteNotAllowed { .. })
+        ));
+        assert!(r.check("POST", "/a/b").is_ok());
+        assert!(r.check("GET", "/a/c").is_ok());
+        // An exclusion of HEAD leaves GET alone.
+        let head = routes("GET /x, !HEAD /x");
+        assert!(head.check("GET", "/x").is_ok());
+        assert!(head.check("HEAD", "/x").is_err());
+    }
+
+    #[test]
+    fn refuses_lists_of_only_exclusions_and_bad_exclusions() {
+        for bad in [
+            "!GET /a",
+            "GET /a, !",
+            "GET /a, !GET",
+            "GET /a, !!GET /b",
+            "GET /a, !GET a",
+        ] {
+            assert!(Routes::parse(bad).is_err(), "{bad:?} parsed");
+        }
     }
 
     #[test]

@@ -429,7 +429,7 @@ pub async fn raw_request(
     parse_response(&raw)
 }
 
-fn parse_response(raw: &[u8]) -> Reply {
+pub fn parse_response(raw: &[u8]) -> Reply {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
