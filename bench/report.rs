@@ -292,7 +292,7 @@ fn machine() -> String {
     };
     format!(
         "Machine: {cores} cores ({cpu}), {}. Build: {profile}; the component itself is the \
-         release `.wasm` (opt-level s, LTO), compiled by wasmtime's Cranelift. Client, host and \
+         release `.wasm` (opt-level z, LTO), compiled by wasmtime's Cranelift. Client, host and \
          mocks share one process and one tokio runtime on 127.0.0.1.",
         std::env::consts::OS
     )
