@@ -312,6 +312,16 @@ pub(crate) mod test_support {
         }
     }
 
+    /// A record of the token `tok` that expires at `expires_at`, with no issue time.
+    pub(crate) fn record(expires_at: u64) -> TokenRecord {
+        TokenRecord {
+            access_token: crate::secret::AccessToken::new("tok"),
+            token_type: "Bearer".into(),
+            expires_at,
+            issued_at: None,
+        }
+    }
+
     /// The one contender of a single-request unit test.
     pub(crate) const ME: Contender = Contender {
         id: 1,
@@ -321,7 +331,7 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{ports, token_config, At, MapStore, ME};
+    use super::test_support::{ports, record, token_config, At, MapStore, ME};
     use super::*;
     use crate::config::ClientAuth;
     use crate::error::Error;
@@ -331,15 +341,6 @@ mod tests {
 
     fn cfg() -> TokenConfig {
         token_config(ClientAuth::Body)
-    }
-
-    fn record(expires_at: u64) -> TokenRecord {
-        TokenRecord {
-            access_token: AccessToken::new("tok"),
-            token_type: "Bearer".into(),
-            expires_at,
-            issued_at: None,
-        }
     }
 
     struct Endpoint {

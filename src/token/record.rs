@@ -85,15 +85,7 @@ impl TokenRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(expires_at: u64) -> TokenRecord {
-        TokenRecord {
-            access_token: AccessToken::new("tok"),
-            token_type: "Bearer".into(),
-            expires_at,
-            issued_at: None,
-        }
-    }
+    use crate::token::test_support::record;
 
     #[test]
     fn freshness_boundaries() {
