@@ -2,7 +2,8 @@
 //! `tests/host/probe`, on the same spin-sdk as the proxy) that answers either without touching
 //! the key-value store, or after opening it and reading one token-sized value. The difference of
 //! the two is what one raw key-value read costs a request in this host, measured in the same run
-//! as the proxy's static-key and token paths.
+//! as the proxy's static-key and token paths. A third request reads a variable six times, as many
+//! variable reads as the token flow's config adds, to show how much of the token path they are.
 
 use anyhow::{Context, Result};
 use spin_test_host::{HostOptions, SpinHost};
@@ -39,6 +40,9 @@ component = "probe"
 [component.probe]
 source = {source}
 key_value_stores = ["default"]
+
+[component.probe.variables]
+setting = "a-variable-value"
 "#,
             source = serde_json::to_string(&probe.display().to_string())?,
         );
@@ -56,6 +60,12 @@ key_value_stores = ["default"]
     /// A request the probe answers after opening the store and reading one value.
     pub fn one_read(&self) -> Target {
         self.target(&format!("/probe/kv/default/get/{KEY}"))
+    }
+
+    /// A request the probe answers after reading a variable six times: as many variable reads
+    /// as the token flow's config adds to the static-key config's.
+    pub fn six_variables(&self) -> Target {
+        self.target("/probe/vars/setting/6")
     }
 
     fn target(&self, path: &str) -> Target {

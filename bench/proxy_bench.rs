@@ -228,6 +228,11 @@ async fn run(options: &Options) -> Result<()> {
         "tiny component, one key-value read",
         kv_probe.one_read(),
     ));
+    scenarios.push((
+        "(v6)",
+        "tiny component, six variable reads",
+        kv_probe.six_variables(),
+    ));
     // The response cache (key + token, as (c)): (d) asks for one URL, so every request after the
     // first is a hit; (e) asks for a new URL each time, so every request is a miss that is
     // stored (one key-value write each).

@@ -1,5 +1,5 @@
 //! The probe component: answers JSON describing what it saw, per path-info.
-//! `/headers`, `/var/<name>`, `/kv/<label>/<op>/<key>[/<value>]`, `/fetch/<absolute-url>`,
+//! `/headers`, `/var/<name>`, `/vars/<name>/<n>`, `/kv/<label>/<op>/<key>[/<value>]`, `/fetch/<absolute-url>`,
 //! `/print`, `/status/<code>`. Test-only; it does not validate its input.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -46,6 +46,13 @@ fn handle(req: IncomingRequest, out: ResponseOutparam) {
             "headers": headers,
             "count": count,
         })
+    } else if let Some(rest) = path_info.strip_prefix("/vars/") {
+        // `/vars/<name>/<n>`: reads one variable n times (the bench's yardstick for the
+        // variable reads a config makes per request).
+        let (name, times) = rest.split_once('/').unwrap_or((rest, "1"));
+        let times: u32 = times.parse().unwrap_or(1);
+        let read = (0..times).filter(|_| variables::get(name).is_ok()).count();
+        json!({ "read": read })
     } else if let Some(name) = path_info.strip_prefix("/var/") {
         match variables::get(name) {
             Ok(v) => json!({ "ok": v }),
