@@ -128,6 +128,8 @@ pub fn cached(hit: Hit, cors: &HeaderMap) -> Answer {
     // The stored answer may have come chunked; this one is whole.
     headers.insert(CONTENT_LENGTH, HeaderValue::from(hit.body.len()));
     headers.insert(AGE, HeaderValue::from(hit.age));
+    // A hit is an upstream answer served on the site's origin like any other: sandboxed too.
+    harden(&mut headers);
     extend(&mut headers, cors);
     headers.insert(CACHE_HEADER, HeaderValue::from_static("hit"));
     Answer {
@@ -371,6 +373,11 @@ mod tests {
         assert_eq!(answer.headers["vary"], "Origin");
         assert_eq!(answer.headers[CACHE_HEADER], "hit");
         assert!(!answer.headers.contains_key(TOKEN_HEADER));
+        assert_eq!(answer.headers["x-content-type-options"], "nosniff");
+        assert_eq!(
+            answer.headers["content-security-policy"], "sandbox; default-src 'none'",
+            "a hit is sandboxed like the answer it was stored from"
+        );
         assert_eq!(answer.body, b"{}");
     }
 

@@ -80,6 +80,12 @@ async fn ten_identical_gets_reach_the_upstream_once() {
             None,
             "a hit uses no token"
         );
+        assert_eq!(hit.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(
+            hit.header("content-security-policy"),
+            first.header("content-security-policy"),
+            "a hit is sandboxed like the miss it was stored from"
+        );
     }
     // The same parameters in another order, with a client's own key parameter: the same entry.
     let reordered = app

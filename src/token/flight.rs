@@ -101,10 +101,22 @@ impl TokenCache<'_> {
     ) -> Result<Token> {
         let clock = self.ports.clock;
         let valid = current.filter(|r| r.is_valid(clock.now()));
+        // Our own bound on waiting, on our own clock: a lease written by a host whose clock runs
+        // ahead (or a damaged one) must not hold this request until the runtime kills it.
+        let give_up_at = clock
+            .now_ms()
+            .saturating_add(2 * self.lease_for().as_millis() as u64);
         let mut watched: Option<u64> = None;
         let mut backoff = FIRST_BACKOFF;
         let mut elections = 0;
         loop {
+            if clock.now_ms() > give_up_at {
+                self.log("waited a whole lease for a new token; fetching without the lease");
+                return self.fetch(Some(store), valid);
+            }
+            // A token that was valid when this request came in may have expired while it took
+            // part in elections: check again before it is ever used.
+            let valid = valid.clone().filter(|r| r.is_valid(clock.now()));
             let lease = match self.read_lease(store) {
                 Ok(lease) => lease,
                 Err(e) => {
@@ -127,7 +139,7 @@ impl TokenCache<'_> {
                     }
                     watched = Some(lease.owner);
                     let until_expiry = Duration::from_millis(lease.until_ms - now_ms);
-                    clock.sleep(backoff.min(until_expiry));
+                    clock.sleep(backoff.min(until_expiry).min(self.lease_for()));
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     match self.read_record(store) {
                         Ok(Some(record)) if self.usable(&record, refused) => {
@@ -170,7 +182,7 @@ impl TokenCache<'_> {
     /// `Err` (logged) when the store failed.
     fn elect(&self, store: &dyn TokenStore) -> std::result::Result<bool, ()> {
         let clock = self.ports.clock;
-        let lease_for = self.me.fetch_timeout + LEASE_MARGIN;
+        let lease_for = self.lease_for();
         let started = clock.now_ms();
         let mine = Lease {
             owner: self.me.id,
@@ -188,12 +200,20 @@ impl TokenCache<'_> {
         match self.read_lease(store) {
             Ok(lease) => Ok(lease.is_some_and(|l| l.owner == self.me.id)),
             Err(e) => {
+                // Our lease is written and cannot be read back: act as its owner, so the token
+                // we fetch is stored and the lease released, rather than leave waiters polling
+                // for a lease nobody serves.
                 self.log(&format!(
-                    "token lease read failed ({e}); fetching without the cache"
+                    "token lease read failed ({e}); fetching as the lease's owner"
                 ));
-                Err(())
+                Ok(true)
             }
         }
+    }
+
+    /// How long a lease lasts: the fetch it guards, the settle delay and storing the record.
+    fn lease_for(&self) -> Duration {
+        self.me.fetch_timeout + LEASE_MARGIN
     }
 
     fn fetch_as_leader(
@@ -228,18 +248,23 @@ impl TokenCache<'_> {
                 Ok(Some(lease)) if lease.owner == self.me.id => store.delete(&self.lease_key),
                 _ => Ok(()),
             },
-            Some(failed) => {
-                let notice = Lease {
-                    owner: self.me.id,
-                    until_ms: self
-                        .ports
-                        .clock
-                        .now_ms()
-                        .saturating_add(FAILURE_NOTICE.as_millis() as u64),
-                    failed: Some(failed),
-                };
-                store.set(&self.lease_key, &lease_bytes(&notice))
-            }
+            // Only our own lease becomes a notice: one another request took over (ours expired
+            // during a slow fetch) is left alone.
+            Some(failed) => match self.read_lease(store) {
+                Ok(Some(lease)) if lease.owner == self.me.id => {
+                    let notice = Lease {
+                        owner: self.me.id,
+                        until_ms: self
+                            .ports
+                            .clock
+                            .now_ms()
+                            .saturating_add(FAILURE_NOTICE.as_millis() as u64),
+                        failed: Some(failed),
+                    };
+                    store.set(&self.lease_key, &lease_bytes(&notice))
+                }
+                _ => Ok(()),
+            },
         };
         if let Err(e) = result {
             self.log(&format!("token lease release failed: {e}"));
@@ -446,6 +471,43 @@ mod tests {
             "waited for the lease"
         );
         assert_eq!(ep.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_lease_far_in_the_future_does_not_hold_a_waiter_past_its_own_bound() {
+        // Written by a host whose clock runs an hour ahead, say.
+        let store = Shared::default();
+        let ahead = Lease {
+            owner: 999,
+            until_ms: Wall.now_ms() + 3_600_000,
+            failed: None,
+        };
+        store.set(&lease_key_of(), &lease_bytes(&ahead)).unwrap();
+        let ep = endpoint(0, false);
+        let cfg = cfg();
+        let ports = TokenPorts {
+            store: Some(&store),
+            endpoint: &ep,
+            clock: &Wall,
+            log: &|_| {},
+        };
+        let me = Contender {
+            id: 1,
+            fetch_timeout: Duration::ZERO,
+        };
+        let started = std::time::Instant::now();
+        let token = TokenCache::new(&cfg, ports, me).get().unwrap();
+        assert_eq!(token.source, TokenSource::Fetched);
+        // Two leases of its own length (2 s each with a zero fetch timeout), not an hour.
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            store.get(&cache_key(&cfg)).unwrap().is_some(),
+            "the token it fetched is stored"
+        );
     }
 
     #[test]
