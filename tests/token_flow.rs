@@ -127,7 +127,7 @@ async fn expires_in_as_string_and_missing_use_the_stated_lifetimes() {
     let app = App::start(Setup::default().var("token_default_ttl_secs", "120")).await;
     app.tokens.set_expires_in(ExpiresIn::String(1800));
     assert_eq!(app.get("/api/getty/x").await.status, 200);
-    let key = app.host.kv_keys("default").remove(0);
+    let key = app.token_key().expect("a stored token");
     let record: serde_json::Value =
         serde_json::from_slice(&app.host.kv_get("default", &key).unwrap()).unwrap();
     let now = now_unix();
@@ -250,7 +250,7 @@ async fn token_endpoint_failures_without_a_valid_token_give_502() {
 async fn an_expired_cached_token_is_never_sent() {
     let app = App::start(Setup::default()).await;
     assert_eq!(app.get("/api/getty/a").await.status, 200);
-    let key = app.host.kv_keys("default").remove(0);
+    let key = app.token_key().expect("a stored token");
     let mut record: serde_json::Value =
         serde_json::from_slice(&app.host.kv_get("default", &key).unwrap()).unwrap();
     record["expires_at"] = serde_json::json!(now_unix() - 1);
