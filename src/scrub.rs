@@ -13,6 +13,8 @@
 //! `str::contains` (Two-Way, linear). A value over [`MAX_SCANNED_BYTES`] is treated as a leak
 //! and dropped unscanned: no API needs a header that large in a browser.
 
+use std::cell::OnceCell;
+
 use base64::Engine as _;
 
 /// Percent-decoding stops at a fixpoint or after this many rounds. Four covers a URL encoded
@@ -26,73 +28,148 @@ pub const MAX_SCANNED_BYTES: usize = 64 * 1024;
 /// bytes is a handful of characters that ordinary values contain by chance.
 const MIN_BASE64_SECRET_BYTES: usize = 6;
 
-/// The secrets to look for, prepared once per answer: each secret lowercased, plus, for secrets
-/// long enough, the characters of its base64 that do not depend on its neighbours, at each of
-/// the three byte alignments it can have inside a longer encoded string, in both alphabets, also
-/// lowercased. Comparisons are ASCII-case-insensitive, which can only drop more, never less.
-pub struct Scrubber {
-    needles: Vec<String>,
+/// The secrets to look for, each in the forms an upstream echoes it: lowercased, and, for
+/// secrets long enough, the characters of its base64 that do not depend on its neighbours, at
+/// each of the three byte alignments it can have inside a longer encoded string, in both
+/// alphabets, also lowercased. Comparisons are ASCII-case-insensitive, which can only drop more,
+/// never less. Each form is prepared at most once per answer, and only when a value could hold
+/// it: preparing them was most of an answer's scrubbing.
+pub struct Scrubber<'a> {
+    secrets: Vec<Secret<'a>>,
 }
 
-impl Scrubber {
+struct Secret<'a> {
+    text: &'a str,
+    lowercase: OnceCell<String>,
+    base64: OnceCell<Vec<String>>,
+}
+
+impl<'a> Scrubber<'a> {
     /// Empty secrets are ignored (an unset variable is not a secret to look for).
-    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Scrubber {
-        let mut needles = Vec::new();
-        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
-            needles.push(secret.to_ascii_lowercase());
-            if secret.len() >= MIN_BASE64_SECRET_BYTES {
-                for aligned in base64_cores(secret.as_bytes()) {
-                    let url_safe = aligned.replace('+', "-").replace('/', "_");
-                    needles.push(aligned.to_ascii_lowercase());
-                    needles.push(url_safe.to_ascii_lowercase());
-                }
-            }
+    pub fn new(secrets: impl IntoIterator<Item = &'a str>) -> Scrubber<'a> {
+        Scrubber {
+            secrets: secrets
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .map(|text| Secret {
+                    text,
+                    lowercase: OnceCell::new(),
+                    base64: OnceCell::new(),
+                })
+                .collect(),
         }
-        needles.sort();
-        needles.dedup();
-        Scrubber { needles }
     }
 
     /// Whether `value` carries a secret in any of the forms above (or is too large to check).
     pub fn leaks(&self, value: &[u8]) -> bool {
-        if self.needles.is_empty() {
+        if self.secrets.is_empty() {
             return false;
         }
         if value.len() > MAX_SCANNED_BYTES {
             return true;
         }
-        views(value).iter().any(|view| {
-            self.needles
-                .iter()
-                .any(|needle| view.contains(needle.as_str()))
+        // Most header values (a content type, a date, a length) are shorter than the secrets.
+        // No view of an ASCII value is longer than the value: percent-decoding only shortens,
+        // and an invalid byte it yields came from three characters and becomes one three-byte
+        // U+FFFD. No form of a secret is shorter than the secret (see `base64_forms`).
+        let bound = if value.is_ascii() {
+            value.len()
+        } else {
+            usize::MAX
+        };
+        let mut candidates = self
+            .secrets
+            .iter()
+            .filter(|secret| secret.text.len() <= bound)
+            .peekable();
+        if candidates.peek().is_none() {
+            return false;
+        }
+        let views = views(value);
+        let found = |needle: &str| views.iter().any(|view| view.contains(needle));
+        // A base64 form is a run of base64 characters at least as long as its secret.
+        let run = views
+            .iter()
+            .map(|v| longest_base64_run(v))
+            .max()
+            .unwrap_or(0);
+        candidates.any(|secret| {
+            found(
+                secret
+                    .lowercase
+                    .get_or_init(|| secret.text.to_ascii_lowercase()),
+            ) || (secret.text.len() >= MIN_BASE64_SECRET_BYTES
+                && run >= secret.text.len()
+                && secret
+                    .base64
+                    .get_or_init(|| base64_forms(secret.text))
+                    .iter()
+                    .any(|form| found(form)))
         })
     }
+}
+
+/// The longest stretch of `view` (lowercased) made of base64 characters, either alphabet.
+fn longest_base64_run(view: &str) -> usize {
+    view.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '-' | '_')))
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The lowercased base64 forms of `secret` (`n ≥ 6` bytes), each once. None is shorter than the
+/// secret: a core has at least `4n/3` minus two characters cut at its ends, which is `n` or more
+/// from `n = 6` on.
+fn base64_forms(secret: &str) -> Vec<String> {
+    let mut forms: Vec<String> = Vec::new();
+    for aligned in base64_cores(secret.as_bytes()) {
+        let url_safe = aligned.replace('+', "-").replace('/', "_");
+        for form in [aligned.to_ascii_lowercase(), url_safe.to_ascii_lowercase()] {
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+    }
+    forms
 }
 
 /// The lowercased views of a value that are searched: as sent, then percent-decoded round by
 /// round to a fixpoint (at most [`MAX_DECODE_ROUNDS`]), once keeping `+` and once reading `+` as
 /// a space before each round (form encoding, which `target` uses for `api_key_query`). Invalid
-/// UTF-8 becomes U+FFFD, which no secret (a Spin variable, so valid UTF-8) can straddle.
+/// UTF-8 becomes U+FFFD, which no secret (a Spin variable, so valid UTF-8) can straddle. A value
+/// with no `%` and no `+` (most of them) is its only view.
 pub fn views(value: &[u8]) -> Vec<String> {
     let raw = String::from_utf8_lossy(value).to_ascii_lowercase();
-    let mut views = vec![raw.clone()];
+    let mut decoded = Vec::new();
     for plus_is_space in [false, true] {
-        let mut current = raw.clone();
+        let mut current: &str = &raw;
+        let mut owned: String;
         for _ in 0..MAX_DECODE_ROUNDS {
-            let input = if plus_is_space {
+            let spaced = plus_is_space && current.contains('+');
+            if !spaced && !current.contains('%') {
+                break; // nothing left to decode: the fixpoint
+            }
+            let input = if spaced {
                 current.replace('+', " ")
             } else {
-                current.clone()
+                current.to_string()
             };
-            let decoded = percent_encoding::percent_decode(input.as_bytes()).collect::<Vec<u8>>();
-            let next = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+            let next = if input.contains('%') {
+                let bytes = percent_encoding::percent_decode(input.as_bytes()).collect::<Vec<u8>>();
+                String::from_utf8_lossy(&bytes).to_ascii_lowercase()
+            } else {
+                input
+            };
             if next == current {
                 break;
             }
-            views.push(next.clone());
-            current = next;
+            decoded.push(next.clone());
+            owned = next;
+            current = &owned;
         }
     }
+    let mut views = vec![raw];
+    views.append(&mut decoded);
     views
 }
 
@@ -119,7 +196,7 @@ mod tests {
 
     const KEY: &str = "K+y/Secret=9&z";
 
-    fn scrubber() -> Scrubber {
+    fn scrubber() -> Scrubber<'static> {
         Scrubber::new([KEY, "", "tok-123456"])
     }
 
@@ -244,5 +321,32 @@ mod tests {
         // Over the cap: dropped unscanned.
         let over = "a".repeat(MAX_SCANNED_BYTES + 1);
         assert!(s.leaks(over.as_bytes()));
+    }
+
+    /// What lets `leaks` skip short ASCII values without building any needle.
+    #[test]
+    fn no_needle_is_shorter_than_its_secret() {
+        for len in MIN_BASE64_SECRET_BYTES..=80 {
+            let secret: String = (0..len)
+                .map(|i| char::from(b'!' + (i * 7 % 90) as u8))
+                .collect();
+            for form in base64_forms(&secret) {
+                assert!(form.len() >= len, "{len}: {form:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_value_as_long_as_the_shortest_secret_is_still_searched() {
+        let s = Scrubber::new(["tok-12", "a-much-longer-secret"]);
+        assert!(s.leaks(b"TOK-12"));
+        assert!(!s.leaks(b"tok-1"));
+        // Encoded forms of the short secret inside a longer value.
+        assert!(s.leaks(b"x=tok%2D12"));
+        assert!(s.leaks(
+            base64::engine::general_purpose::STANDARD
+                .encode("tok-12")
+                .as_bytes()
+        ));
     }
 }
