@@ -50,6 +50,8 @@ pub struct LoadResult {
     pub connections: usize,
     /// Wall time from the first worker's start to the last worker's end.
     pub elapsed: Duration,
+    /// The whole process's CPU time (host, component, mocks and this client) over that time.
+    pub cpu: Duration,
 }
 
 impl LoadResult {
@@ -69,6 +71,7 @@ impl LoadResult {
         self.errors += other.errors;
         self.connections = self.connections.max(other.connections);
         self.elapsed += other.elapsed;
+        self.cpu += other.cpu;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -91,6 +94,7 @@ pub async fn run(
     let target = Arc::new(target.clone());
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
+    let cpu_before = spin_test_host::mock::process_cpu_time();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let target = Arc::clone(&target);
@@ -106,6 +110,9 @@ pub async fn run(
         }
     }
     total.elapsed = started.elapsed();
+    if let (Some(before), Some(after)) = (cpu_before, spin_test_host::mock::process_cpu_time()) {
+        total.cpu = after.saturating_sub(before);
+    }
     total
 }
 

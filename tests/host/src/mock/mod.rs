@@ -26,6 +26,22 @@ fn status_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) this process has used so far, all threads, the dead included;
+/// `None` where /proc is missing. Its resolution is the kernel's clock tick (10 ms), so it is for
+/// runs of seconds.
+pub fn process_cpu_time() -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 2..)?
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15, so 11 and 12 after the state (field 3).
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux's USER_HZ is 100 on every architecture it runs on.
+    Some(std::time::Duration::from_millis(ticks * 10))
+}
+
 /// Peak resident set size of this process (`VmHWM`), in bytes; 0 where /proc is missing.
 pub fn peak_rss_bytes() -> u64 {
     status_kb("VmHWM:") * 1024
@@ -41,6 +57,12 @@ mod tests {
     #[test]
     fn rss_is_readable() {
         assert!(super::current_rss_bytes() > 0);
+        let spin = std::time::Instant::now();
+        let before = super::process_cpu_time().unwrap();
+        while spin.elapsed() < std::time::Duration::from_millis(60) {
+            std::hint::black_box(0u64);
+        }
+        assert!(super::process_cpu_time().unwrap() > before);
         assert!(super::peak_rss_bytes() >= super::current_rss_bytes() / 2);
     }
 }
