@@ -31,7 +31,7 @@ use crate::config::{Config, Variables};
 use crate::decision::Forward;
 use crate::error::{Error, Result};
 use crate::retry::{send_with_token, Sent};
-use crate::token::{Clock, Contender, TokenCache, TokenPorts, TokenStore};
+use crate::token::{Clock, Contender, ContenderId, TokenCache, TokenPorts, TokenStore};
 
 /// Reads the body, builds the token cache on Spin's ports and sends through the core's retry,
 /// counting the upstream calls into `attempts` for the access log. Nothing has been answered
@@ -57,7 +57,7 @@ pub fn send(
             log: &log,
         };
         let me = Contender {
-            id: unique_id(),
+            id: ContenderId::Random(unique_id),
             fetch_timeout: cfg.upstream_timeout,
         };
         TokenCache::new(token_cfg, ports, me)

@@ -9,6 +9,7 @@
 //! instance can remove a token another one just stored. This module does not send anything
 //! upstream and does not decide on retries (`retry` does).
 
+use std::cell::OnceCell;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -53,11 +54,19 @@ pub struct TokenPorts<'a> {
 /// This request as a contender in the fleet-wide lease election (see `flight`).
 #[derive(Debug, Clone, Copy)]
 pub struct Contender {
-    /// Unique across the fleet (random); the lease record names its owner by it.
-    pub id: u64,
+    /// Unique across the fleet; the lease record names its owner by it.
+    pub id: ContenderId,
     /// The longest a token fetch may take (`upstream_timeout_secs`): a lease lasts a little
     /// longer, so a fetcher that died is replaced soon after its fetch would have timed out.
     pub fetch_timeout: Duration,
+}
+
+/// A contender's id, or how to draw one. Only a request that joins an election needs it, and
+/// most find a fresh token first, so a random id is drawn at most once, when first needed.
+#[derive(Debug, Clone, Copy)]
+pub enum ContenderId {
+    Fixed(u64),
+    Random(fn() -> u64),
 }
 
 /// The key-value key of the token for this endpoint and client. Hashed, so the key has a fixed
@@ -108,6 +117,7 @@ pub struct TokenCache<'a> {
     pub(super) lease_key: String,
     pub(super) ports: TokenPorts<'a>,
     pub(super) me: Contender,
+    id: OnceCell<u64>,
 }
 
 impl<'a> TokenCache<'a> {
@@ -119,7 +129,16 @@ impl<'a> TokenCache<'a> {
             lease_key,
             ports,
             me,
+            id: OnceCell::new(),
         }
+    }
+
+    /// This request's id in the lease election, the same every time it is asked.
+    pub(super) fn my_id(&self) -> u64 {
+        *self.id.get_or_init(|| match self.me.id {
+            ContenderId::Fixed(id) => id,
+            ContenderId::Random(draw) => draw(),
+        })
     }
 
     /// A fresh cached token, or a new one through the single flight. When no new token can be
@@ -342,7 +361,7 @@ pub(crate) mod test_support {
 
     /// The one contender of a single-request unit test.
     pub(crate) const ME: Contender = Contender {
-        id: 1,
+        id: ContenderId::Fixed(1),
         fetch_timeout: Duration::from_secs(30),
     };
 }

@@ -129,7 +129,7 @@ impl TokenCache<'_> {
             let now_ms = clock.now_ms();
             match lease {
                 Some(lease)
-                    if lease.owner != self.me.id
+                    if lease.owner != self.my_id()
                         && lease.until_ms > now_ms
                         && lease.failed.is_none() =>
                 {
@@ -185,7 +185,7 @@ impl TokenCache<'_> {
         let lease_for = self.lease_for();
         let started = clock.now_ms();
         let mine = Lease {
-            owner: self.me.id,
+            owner: self.my_id(),
             until_ms: started.saturating_add(lease_for.as_millis() as u64),
             failed: None,
         };
@@ -198,7 +198,7 @@ impl TokenCache<'_> {
         let write = Duration::from_millis(clock.now_ms().saturating_sub(started));
         clock.sleep((write * 4).clamp(MIN_SETTLE, MAX_SETTLE));
         match self.read_lease(store) {
-            Ok(lease) => Ok(lease.is_some_and(|l| l.owner == self.me.id)),
+            Ok(lease) => Ok(lease.is_some_and(|l| l.owner == self.my_id())),
             Err(e) => {
                 // Our lease is written and cannot be read back: act as its owner, so the token
                 // we fetch is stored and the lease released, rather than leave waiters polling
@@ -245,15 +245,15 @@ impl TokenCache<'_> {
     fn release(&self, store: &dyn TokenStore, failed: Option<Failed>) {
         let result = match failed {
             None => match self.read_lease(store) {
-                Ok(Some(lease)) if lease.owner == self.me.id => store.delete(&self.lease_key),
+                Ok(Some(lease)) if lease.owner == self.my_id() => store.delete(&self.lease_key),
                 _ => Ok(()),
             },
             // Only our own lease becomes a notice: one another request took over (ours expired
             // during a slow fetch) is left alone.
             Some(failed) => match self.read_lease(store) {
-                Ok(Some(lease)) if lease.owner == self.me.id => {
+                Ok(Some(lease)) if lease.owner == self.my_id() => {
                     let notice = Lease {
-                        owner: self.me.id,
+                        owner: self.my_id(),
                         until_ms: self
                             .ports
                             .clock
@@ -292,7 +292,9 @@ mod tests {
     use super::*;
     use crate::config::{ClientAuth, TokenConfig};
     use crate::token::test_support::token_config;
-    use crate::token::{cache_key, Clock, Contender, TokenEndpoint, TokenPorts, TokenRequest};
+    use crate::token::{
+        cache_key, Clock, Contender, ContenderId, TokenEndpoint, TokenPorts, TokenRequest,
+    };
     use crate::token::{TokenSource, TokenStore};
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -388,7 +390,7 @@ mod tests {
                             log: &|_| {},
                         };
                         let me = Contender {
-                            id: IDS.fetch_add(1, Ordering::SeqCst),
+                            id: ContenderId::Fixed(IDS.fetch_add(1, Ordering::SeqCst)),
                             fetch_timeout: Duration::from_secs(5),
                         };
                         let cache = TokenCache::new(cfg, ports, me);
@@ -492,7 +494,7 @@ mod tests {
             log: &|_| {},
         };
         let me = Contender {
-            id: 1,
+            id: ContenderId::Fixed(1),
             fetch_timeout: Duration::ZERO,
         };
         let started = std::time::Instant::now();

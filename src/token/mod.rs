@@ -12,7 +12,9 @@ mod endpoint;
 mod flight;
 mod record;
 
-pub use cache::{cache_key, lease_key, Clock, Contender, TokenCache, TokenPorts, TokenStore};
+pub use cache::{
+    cache_key, lease_key, Clock, Contender, ContenderId, TokenCache, TokenPorts, TokenStore,
+};
 pub use endpoint::{parse_token_reply, token_request, TokenEndpoint, TokenRequest};
 pub use record::TokenRecord;
 
