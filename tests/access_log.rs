@@ -8,8 +8,10 @@ use common::{App, Setup};
 use serde_json::Value;
 
 /// The access-log lines the component wrote so far: the JSON objects among its stdout and stderr
-/// (the stderr lines start with `credential-proxy:`, the host's with `[spin-test-host]`).
-fn access_lines(app: &App) -> Vec<Value> {
+/// (the stderr lines start with `credential-proxy:`, the host's with `[spin-test-host]`), once
+/// every instance has finished: a line is written after its answer is out.
+async fn access_lines(app: &App) -> Vec<Value> {
+    app.host.settled().await;
     app.host
         .logs()
         .lines()
@@ -19,8 +21,8 @@ fn access_lines(app: &App) -> Vec<Value> {
 }
 
 /// The only access line, asserting there is exactly one.
-fn only_line(app: &App) -> Value {
-    let lines = access_lines(app);
+async fn only_line(app: &App) -> Value {
+    let lines = access_lines(app).await;
     assert_eq!(lines.len(), 1, "one line per request: {lines:#?}");
     lines.into_iter().next().unwrap_or_default()
 }
@@ -46,7 +48,7 @@ async fn each_upstream_answer_is_one_line_token_fetched_then_cached() {
             .await
             .assert_status(200);
     }
-    let lines = access_lines(&app);
+    let lines = access_lines(&app).await;
     assert_eq!(lines.len(), 2, "{lines:#?}");
     let line = &lines[0];
     // serde_json's map is sorted; the line's own order is a unit test in `access_log`.
@@ -99,7 +101,7 @@ async fn a_refused_route_is_logged_with_its_code_and_no_upstream_call() {
     app.get("/api/getty/admin/users?key=query-canary-2b9")
         .await
         .assert_error(403, "route_not_allowed");
-    let line = only_line(&app);
+    let line = only_line(&app).await;
     assert_eq!(line["path"], "/admin/users");
     assert_eq!(line["status"], 403);
     assert_eq!(line["error"], "route_not_allowed");
@@ -116,7 +118,7 @@ async fn a_path_refused_before_normalising_is_not_logged() {
     app.get("/api/getty/a/%2e%2e/path-canary-d41")
         .await
         .assert_error(400, "invalid_path");
-    let line = only_line(&app);
+    let line = only_line(&app).await;
     assert_eq!(line["path"], Value::Null);
     assert_eq!(line["error"], "invalid_path");
     assert!(!app.host.logs().contains("path-canary-d41"));
@@ -129,7 +131,7 @@ async fn a_token_refused_upstream_is_logged_as_two_attempts() {
     app.get("/api/getty/first").await.assert_status(200);
     app.tokens.revoke(&app.tokens.issued()[0]);
     app.get("/api/getty/second").await.assert_status(200);
-    let lines = access_lines(&app);
+    let lines = access_lines(&app).await;
     assert_eq!(lines.len(), 2, "{lines:#?}");
     assert_eq!(lines[1]["attempts"], 2);
     assert_eq!(lines[1]["upstream_status"], 200);
@@ -147,7 +149,7 @@ async fn an_unreachable_upstream_is_logged_with_its_attempt() {
     app.get("/api/getty/x")
         .await
         .assert_error(502, "outbound_not_allowed");
-    let line = only_line(&app);
+    let line = only_line(&app).await;
     assert_eq!(line["attempts"], 1);
     assert_eq!(line["upstream_status"], Value::Null);
     assert_eq!(line["error"], "outbound_not_allowed");
@@ -169,7 +171,7 @@ async fn a_preflight_is_one_line_too() {
         )
         .await;
     reply.assert_status(204);
-    let line = only_line(&app);
+    let line = only_line(&app).await;
     assert_eq!(
         (line["method"].as_str(), line["status"].as_u64()),
         (Some("OPTIONS"), Some(204))
@@ -184,7 +186,7 @@ async fn a_broken_config_still_logs_its_line() {
     app.get("/api/getty/x")
         .await
         .assert_error(500, "config_invalid");
-    let line = only_line(&app);
+    let line = only_line(&app).await;
     assert_eq!(
         (line["status"].as_u64(), line["error"].as_str()),
         (Some(500), Some("config_invalid"))
@@ -202,7 +204,7 @@ async fn a_bad_switch_is_a_config_error_that_is_logged() {
         .as_str()
         .unwrap()
         .contains("access_log"));
-    assert_eq!(only_line(&app)["error"], "config_invalid");
+    assert_eq!(only_line(&app).await["error"], "config_invalid");
     app.assert_no_secrets();
 }
 
@@ -218,7 +220,7 @@ async fn switched_off_there_is_no_line() {
     app.get("/api/getty/admin")
         .await
         .assert_error(403, "route_not_allowed");
-    assert_eq!(access_lines(&app), Vec::<Value>::new());
+    assert_eq!(access_lines(&app).await, Vec::<Value>::new());
     // The component's own stderr lines stay: the switch is for the access log only.
     assert!(app.host.logs().contains("credential-proxy: GET -> 403"));
     app.assert_no_secrets();

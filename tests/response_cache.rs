@@ -59,7 +59,7 @@ async fn ten_identical_gets_reach_the_upstream_once() {
     let replies: Vec<Reply> = {
         let mut replies = Vec::new();
         for _ in 0..10 {
-            replies.push(app.get(path).await);
+            replies.push(get_settled(&app, path).await);
         }
         replies
     };
@@ -88,12 +88,10 @@ async fn ten_identical_gets_reach_the_upstream_once() {
         );
     }
     // The same parameters in another order, with a client's own key parameter: the same entry.
-    let reordered = app
-        .get("/api/getty/search/images?sort=new&phrase=cat")
-        .await;
+    let reordered = get_settled(&app, "/api/getty/search/images?sort=new&phrase=cat").await;
     assert_eq!(reordered.header(CACHE), Some("hit"));
     // Another query is a miss.
-    let other = app.get("/api/getty/search/images?phrase=dog").await;
+    let other = get_settled(&app, "/api/getty/search/images?phrase=dog").await;
     assert_eq!(other.header(CACHE), Some("miss"));
     assert_eq!(app.upstream.hits(), 2);
     assert_eq!(cache_keys(&app.host).len(), 2);
@@ -105,7 +103,7 @@ async fn ten_identical_gets_reach_the_upstream_once() {
 async fn the_cache_is_off_by_default() {
     let app = App::start(Setup::default()).await;
     for _ in 0..2 {
-        let reply = app.get("/api/getty/search/images?phrase=cat").await;
+        let reply = get_settled(&app, "/api/getty/search/images?phrase=cat").await;
         reply.assert_status(200);
         assert_eq!(reply.header(CACHE), None);
     }
@@ -136,7 +134,7 @@ async fn post_and_head_are_never_cached() {
     assert_eq!(app.upstream.hits(), 2);
     assert!(cache_keys(&app.host).is_empty());
     // A GET to the same URL is not answered by a POST's answer.
-    let get = app.get("/api/getty/search/images?phrase=cat").await;
+    let get = get_settled(&app, "/api/getty/search/images?phrase=cat").await;
     assert_eq!(get.header(CACHE), Some("miss"));
     // HEAD goes upstream every time, even with a fresh GET entry for its URL.
     for _ in 0..2 {
@@ -154,16 +152,16 @@ async fn post_and_head_are_never_cached() {
 async fn entries_expire_after_the_ttl() {
     let app = App::start(Setup::default().var("cache_ttl_secs", "1")).await;
     let path = "/api/getty/search/images?phrase=cat";
-    assert_eq!(app.get(path).await.header(CACHE), Some("miss"));
-    assert_eq!(app.get(path).await.header(CACHE), Some("hit"));
+    assert_eq!(get_settled(&app, path).await.header(CACHE), Some("miss"));
+    assert_eq!(get_settled(&app, path).await.header(CACHE), Some("hit"));
     // Whole seconds: a 1 s entry stored at second t is stale from t + 1.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let after = app.get(path).await;
+    let after = get_settled(&app, path).await;
     after.assert_status(200);
     assert_eq!(after.header(CACHE), Some("miss"));
     assert_eq!(app.upstream.hits(), 2);
     // Refilled: a hit again, still in the same single slot.
-    assert_eq!(app.get(path).await.header(CACHE), Some("hit"));
+    assert_eq!(get_settled(&app, path).await.header(CACHE), Some("hit"));
     assert_eq!(cache_keys(&app.host).len(), 1);
 }
 
@@ -176,7 +174,7 @@ async fn an_oversize_answer_streams_whole_and_is_not_stored() {
     )
     .await;
     for _ in 0..2 {
-        let reply = app.get("/api/getty/__large?bytes=5000").await;
+        let reply = get_settled(&app, "/api/getty/__large?bytes=5000").await;
         reply.assert_status(200);
         assert_eq!(reply.header(CACHE), Some("miss"));
         assert_eq!(reply.body.len(), 5000);
@@ -199,9 +197,7 @@ async fn distinct_queries_stay_within_the_slots() {
     )
     .await;
     for i in 0..300 {
-        let reply = app
-            .get(&format!("/api/getty/search/images?phrase=q{i}"))
-            .await;
+        let reply = get_settled(&app, &format!("/api/getty/search/images?phrase=q{i}")).await;
         reply.assert_status(200);
     }
     let keys = cache_keys(&app.host);
@@ -228,15 +224,13 @@ async fn stored_entries_hold_no_secret_with_the_key_in_the_query() {
     )
     .await;
     // A client's own api_key parameter neither splits the entry nor reaches the store.
-    let first = app
-        .get("/api/getty/search/images?phrase=cat&api_key=guess")
-        .await;
+    let first = get_settled(&app, "/api/getty/search/images?phrase=cat&api_key=guess").await;
     first.assert_status(200);
-    let second = app.get("/api/getty/search/images?phrase=cat").await;
+    let second = get_settled(&app, "/api/getty/search/images?phrase=cat").await;
     assert_eq!(second.header(CACHE), Some("hit"));
     // A redirect repeats the key in its headers: never stored (not a 200, and scrubbed).
     for _ in 0..2 {
-        let redirect = app.get("/api/getty/__redirect?phrase=cat").await;
+        let redirect = get_settled(&app, "/api/getty/__redirect?phrase=cat").await;
         assert_eq!(redirect.header(CACHE), Some("miss"));
     }
     assert_eq!(cache_keys(&app.host).len(), 1);
@@ -257,7 +251,7 @@ async fn a_store_that_cannot_be_opened_is_a_miss_not_an_error() {
     )
     .await;
     for _ in 0..2 {
-        let reply = app.get("/api/getty/search/images?phrase=cat").await;
+        let reply = get_settled(&app, "/api/getty/search/images?phrase=cat").await;
         reply.assert_status(200);
         assert_eq!(reply.header(CACHE), Some("miss"));
     }
@@ -273,7 +267,7 @@ async fn cache_slots_out_of_range_is_config_invalid() {
             .var("cache_slots", "5000"),
     )
     .await;
-    let reply = app.get("/api/getty/search/images?phrase=cat").await;
+    let reply = get_settled(&app, "/api/getty/search/images?phrase=cat").await;
     reply.assert_error(500, "config_invalid");
     assert!(reply.json()["error"]["message"]
         .as_str()
@@ -381,7 +375,18 @@ async fn header_app(
 }
 
 async fn get(host: &SpinHost, path: &str, headers: &[(&str, &str)]) -> Reply {
-    raw_request(host.addr(), "GET", path, headers, None).await
+    let reply = raw_request(host.addr(), "GET", path, headers, None).await;
+    host.settled().await;
+    reply
+}
+
+/// `app.get`, then waits for the instance to finish: the cache entry is written after the answer
+/// is out, so the next request or a look at the store must wait for it, as a browser's next
+/// request may arrive before it on Spin too.
+async fn get_settled(app: &App, path: &str) -> Reply {
+    let reply = app.get(path).await;
+    app.host.settled().await;
+    reply
 }
 
 #[tokio::test]

@@ -215,6 +215,18 @@ impl SpinHost {
         self.app.kv.set_failures(label, failures);
     }
 
+    /// Waits until every guest invocation has returned. A component may go on after its answer
+    /// is out (the response cache writes its entry then), as on Spin, so a test whose next
+    /// request depends on that work waits here first. Gives up after 10 s.
+    pub async fn settled(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.app.running.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
     /// Stops listening. The key-value stores keep their data (in `state_dir` or Redis).
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

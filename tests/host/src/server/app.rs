@@ -63,6 +63,9 @@ pub struct App {
     pub(crate) kv: Arc<KvStores>,
     pub(crate) logs: LogSink,
     pub(crate) served: std::sync::Mutex<Vec<ServedRequest>>,
+    /// Guest invocations that have not returned yet; a guest may go on after its response
+    /// (a write after the body is out), as on Spin.
+    pub(crate) running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Spin's `CHAINED_CLIENT_ADDR`.
@@ -126,6 +129,7 @@ impl App {
             kv,
             logs: LogSink::new(),
             served: Default::default(),
+            running: Default::default(),
         })
     }
 
@@ -266,6 +270,7 @@ impl App {
             req,
             client_addr,
             &self.logs,
+            invoke::Running::start(&self.running),
         )
         .await
     }

@@ -3,29 +3,42 @@
 //! `http://<Host header><path?query>` and the `spin-*` headers appended after the client's own
 //! (so a client-sent `spin-client-addr` comes first and the real one last); the guest's handler
 //! runs on its own tokio task; the response is returned as soon as the guest sets it, its body
-//! streaming while the guest still writes; dropping that body aborts the guest task.
+//! streaming while the guest still writes; the guest runs to its end even after its answer is
+//! out or the client went away (Spin never aborts it), counted in the app's `running`.
 //!
 //! It does not choose the component or log the request (see `app.rs`).
 
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response, Uri};
-use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::oneshot;
-use tokio::task::AbortHandle;
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpView};
+use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use super::instance::InstanceState;
 use super::routes::RouteMatch;
 use crate::runtime::{engine, LogSink};
+
+/// Counts one guest invocation in its app's `running` until the guest returns (or is dropped).
+pub struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    pub fn start(count: &Arc<AtomicUsize>) -> Running {
+        count.fetch_add(1, Ordering::SeqCst);
+        Running(count.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// Instantiates `pre` with `state`, hands it `req` and returns the guest's response.
 pub async fn invoke(
@@ -35,6 +48,7 @@ pub async fn invoke(
     mut req: Request<WasiBody>,
     client_addr: SocketAddr,
     logs: &LogSink,
+    running: Running,
 ) -> Result<Response<WasiBody>> {
     prepare_request(route_match, &mut req, client_addr)?;
     let mut store = Store::new(engine(), state);
@@ -55,19 +69,18 @@ pub async fn invoke(
         (request, response)
     };
     let handle = tokio::spawn(async move {
+        let _running = running;
         proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut store, request, response)
             .await
             .map_err(|e| anyhow!("{e:?}"))
     });
-    let abort = handle.abort_handle();
     match rx.await {
         Ok(result) => {
             let logs = logs.clone();
             tokio::spawn(async move {
                 match handle.await {
-                    Err(e) if e.is_cancelled() => {}
                     Err(e) => logs.host_line(&format!("guest invocation panicked: {e}")),
                     Ok(Err(e)) => {
                         logs.host_line(&format!("component error after response started: {e:#}"))
@@ -77,7 +90,7 @@ pub async fn invoke(
             });
             let response =
                 result.map_err(|code| anyhow!("guest failed to produce a response: {code:?}"))?;
-            Ok(response.map(|body| AbortOnDropBody { body, abort }.boxed_unsync()))
+            Ok(response)
         }
         Err(_) => {
             handle
@@ -127,36 +140,4 @@ fn prepare_request(
         .build()
         .context("cannot build request URI")?;
     Ok(())
-}
-
-/// Aborts the guest task when hyper drops the body (client went away), as Spin does.
-struct AbortOnDropBody {
-    body: WasiBody,
-    abort: AbortHandle,
-}
-
-impl Drop for AbortOnDropBody {
-    fn drop(&mut self) {
-        self.abort.abort();
-    }
-}
-
-impl Body for AbortOnDropBody {
-    type Data = Bytes;
-    type Error = HttpError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }
