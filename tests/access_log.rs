@@ -225,3 +225,38 @@ async fn switched_off_there_is_no_line() {
     assert!(app.host.logs().contains("credential-proxy: GET -> 403"));
     app.assert_no_secrets();
 }
+
+/// A client that goes away mid-answer: the component notices at its next write (on Spin the
+/// guest is not aborted; its writes fail), stops, and logs the answer as incomplete, even for a
+/// chunked answer whose end it cannot check against a length.
+#[tokio::test]
+async fn a_client_that_leaves_mid_answer_is_logged_as_incomplete() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for query in ["bytes=104857600&chunked=1", "bytes=104857600"] {
+        let app = App::start(Setup::default()).await;
+        let mut socket = tokio::net::TcpStream::connect(app.host.addr())
+            .await
+            .unwrap();
+        let request = format!(
+            "GET /api/getty/__large?{query} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            app.host.addr()
+        );
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let mut received = vec![0u8; 256 * 1024];
+        let mut got = 0;
+        while got < 128 * 1024 {
+            let n = socket.read(&mut received[got..]).await.unwrap();
+            assert!(n > 0, "{query}: the answer ended after {got} bytes");
+            got += n;
+        }
+        assert!(received.starts_with(b"HTTP/1.1 200"), "{query}");
+        drop(socket);
+        // settled() inside: the guest stops soon after the client left.
+        let line = only_line(&app).await;
+        assert_eq!(
+            (line["status"].as_u64(), line["error"].as_str()),
+            (Some(200), Some("response_incomplete")),
+            "{query}: {line:#}"
+        );
+    }
+}

@@ -98,6 +98,9 @@ pub fn respond_streaming_kept(
             }
             None => match out_stream.blocking_splice(&in_stream, CHUNK) {
                 Ok(_) => Step::More,
+                // Closed is either side: the upstream's body ended, or the client went away
+                // (the host closes our output). Only the first is a complete answer.
+                Err(StreamError::Closed) if out_stream.check_write().is_err() => Step::Broke,
                 Err(StreamError::Closed) => Step::End,
                 Err(StreamError::LastOperationFailed(_)) => Step::Broke,
             },

@@ -1,7 +1,7 @@
 //! A mock upstream API. Every path echoes the request back as JSON
 //! (`{"method","path","query","headers":[[name,value],...],"body_len"}`) after optional checks
 //! (static key in a header or query parameter, a bearer token issued by a
-//! [`TokenServer`]) and an optional delay. A path ending in `/__large?bytes=N` streams N bytes of
+//! [`TokenServer`]) and an optional delay. A path ending in `/__large?bytes=N` (`&chunked=1`: without a length) streams N bytes of
 //! [`LARGE_PATTERN`] without ever holding them in memory; one ending in `/__redirect` answers 301
 //! with `Location`, `Content-Location` and `Link` that repeat the full query, credentials
 //! included, as real APIs' canonical-URL redirects do. Responses carry `x-upstream: mock`,
@@ -254,7 +254,9 @@ async fn handle(state: Arc<Mutex<UpstreamState>>, req: Request<Incoming>) -> Res
             .find(|(k, _)| k == "bytes")
             .and_then(|(_, v)| v.parse::<u64>().ok())
             .unwrap_or(0);
-        return large(bytes);
+        let chunked = form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+            .any(|(k, v)| k == "chunked" && v == "1");
+        return large(bytes, chunked);
     }
     let echo = serde_json::json!({
         "method": parts.method.as_str(),
@@ -291,7 +293,8 @@ fn redact_query(query: &str) -> String {
 }
 
 /// A body of `total` pattern bytes, produced chunk by chunk (one shared 64 KiB chunk, sliced).
-fn large(total: u64) -> Response<MockBody> {
+/// `total` bytes of the pattern; with `Content-Length`, or chunked (no length) when `chunked`.
+fn large(total: u64, chunked: bool) -> Response<MockBody> {
     let chunk = Bytes::from(
         LARGE_PATTERN
             .iter()
@@ -313,10 +316,12 @@ fn large(total: u64) -> Response<MockBody> {
         }
     });
     let mut r = Response::new(StreamBody::new(frames).boxed());
-    r.headers_mut().insert(
-        http::header::CONTENT_LENGTH,
-        HeaderValue::from_str(&total.to_string()).unwrap_or(HeaderValue::from_static("0")),
-    );
+    if !chunked {
+        r.headers_mut().insert(
+            http::header::CONTENT_LENGTH,
+            HeaderValue::from_str(&total.to_string()).unwrap_or(HeaderValue::from_static("0")),
+        );
+    }
     with_common_headers(r, "application/octet-stream")
 }
 
