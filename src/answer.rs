@@ -180,9 +180,11 @@ fn scrubbed_headers(
 ) -> HeaderMap {
     // Encoded, case-changed and base64 copies too: see `scrub`.
     let scrubber = Scrubber::new(secrets.iter().copied());
-    // Room for all of them and the token header and `harden`'s two: growing a HeaderMap rehashes
-    // it, which showed in the wasm's profile when one more header crossed its threshold.
-    let mut headers = HeaderMap::with_capacity(upstream.len() + cors.len() + 3);
+    // Room for all of them plus the token, cache and `harden`'s two headers: growing a HeaderMap
+    // rehashes it, which showed in the wasm's profile when one more header crossed its
+    // threshold. A capacity too large to reserve (tens of thousands of values) just grows.
+    let room = upstream.len() + cors.len() + 4;
+    let mut headers = HeaderMap::try_with_capacity(room).unwrap_or_default();
     for (name, value) in &filter_response_headers(upstream) {
         if !scrubber.leaks(value.as_bytes()) {
             headers.append(name.clone(), value.clone());
