@@ -217,12 +217,19 @@ impl SpinHost {
 
     /// Waits until every guest invocation has returned. A component may go on after its answer
     /// is out (the response cache writes its entry then), as on Spin, so a test whose next
-    /// request depends on that work waits here first. Gives up after 10 s.
+    /// request depends on that work waits here first. Panics when a guest is still running
+    /// after 10 s: no test's guest should take that long once its answer is out.
     pub async fn settled(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while self.app.running.load(std::sync::atomic::Ordering::SeqCst) > 0
-            && std::time::Instant::now() < deadline
-        {
+        loop {
+            let running = self.app.running.load(std::sync::atomic::Ordering::SeqCst);
+            if running == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{running} guest(s) still running 10 s after settled() was called"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
     }
