@@ -26,20 +26,21 @@ fn status_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time (user + system) this process has used so far, all threads, the dead included;
-/// `None` where /proc is missing. Its resolution is the kernel's clock tick (10 ms), so it is for
-/// runs of seconds.
+/// CPU time (user + system) this process has used so far, all threads, the finished included,
+/// to the nanosecond (`CLOCK_PROCESS_CPUTIME_ID`); `None` if the clock cannot be read.
 pub fn process_cpu_time() -> Option<std::time::Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
-    let fields: Vec<&str> = stat
-        .get(stat.rfind(')')? + 2..)?
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15, so 11 and 12 after the state (field 3).
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // Linux's USER_HZ is 100 on every architecture it runs on.
-    Some(std::time::Duration::from_millis(ticks * 10))
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+    (rc == 0).then(|| {
+        std::time::Duration::new(
+            u64::try_from(now.tv_sec).unwrap_or(0),
+            u32::try_from(now.tv_nsec).unwrap_or(0),
+        )
+    })
 }
 
 /// Peak resident set size of this process (`VmHWM`), in bytes; 0 where /proc is missing.
@@ -59,7 +60,7 @@ mod tests {
         assert!(super::current_rss_bytes() > 0);
         let spin = std::time::Instant::now();
         let before = super::process_cpu_time().unwrap();
-        while spin.elapsed() < std::time::Duration::from_millis(60) {
+        while spin.elapsed() < std::time::Duration::from_millis(5) {
             std::hint::black_box(0u64);
         }
         assert!(super::process_cpu_time().unwrap() > before);
