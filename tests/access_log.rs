@@ -92,7 +92,7 @@ async fn each_upstream_answer_is_one_line_token_fetched_then_cached() {
         !app.host.logs().contains("query-canary-7c1"),
         "a query string never reaches the log"
     );
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -109,7 +109,7 @@ async fn a_refused_route_is_logged_with_its_code_and_no_upstream_call() {
     assert_eq!(line["attempts"], 0);
     assert_eq!(line["token"], "none");
     assert!(!app.host.logs().contains("query-canary-2b9"));
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -122,7 +122,7 @@ async fn a_path_refused_before_normalising_is_not_logged() {
     assert_eq!(line["path"], Value::Null);
     assert_eq!(line["error"], "invalid_path");
     assert!(!app.host.logs().contains("path-canary-d41"));
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -136,7 +136,7 @@ async fn a_token_refused_upstream_is_logged_as_two_attempts() {
     assert_eq!(lines[1]["attempts"], 2);
     assert_eq!(lines[1]["upstream_status"], 200);
     assert_eq!(lines[1]["token"], "fetched");
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -153,7 +153,7 @@ async fn an_unreachable_upstream_is_logged_with_its_attempt() {
     assert_eq!(line["attempts"], 1);
     assert_eq!(line["upstream_status"], Value::Null);
     assert_eq!(line["error"], "outbound_not_allowed");
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -177,7 +177,7 @@ async fn a_preflight_is_one_line_too() {
         (Some("OPTIONS"), Some(204))
     );
     assert_eq!(line["attempts"], 0);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -192,7 +192,7 @@ async fn a_broken_config_still_logs_its_line() {
         (Some(500), Some("config_invalid"))
     );
     assert_eq!(line["path"], Value::Null);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -205,7 +205,7 @@ async fn a_bad_switch_is_a_config_error_that_is_logged() {
         .unwrap()
         .contains("access_log"));
     assert_eq!(only_line(&app).await["error"], "config_invalid");
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -223,7 +223,7 @@ async fn switched_off_there_is_no_line() {
     assert_eq!(access_lines(&app).await, Vec::<Value>::new());
     // The component's own stderr lines stay: the switch is for the access log only.
     assert!(app.host.logs().contains("credential-proxy: GET -> 403"));
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 /// A client that goes away mid-answer: the component notices at its next write (on Spin the

@@ -39,7 +39,7 @@ async fn cold_burst(store: Store, test: &str) {
         .filter(|r| r.header("x-credential-proxy-token") == Some("fetched"))
         .count();
     assert_eq!(fetched, calls, "every other request used the stored token");
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -85,7 +85,7 @@ async fn revocation_burst(store: Store, test: &str) {
         !stored.contains(&revoked),
         "the revoked token is replaced in the store"
     );
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -117,7 +117,7 @@ async fn a_slow_token_endpoint_is_called_at_most_3_times_by_100_cold_requests() 
         (1..=MAX_BURST_TOKEN_CALLS).contains(&calls),
         "{calls} token calls for 100 requests against a 1 s token endpoint"
     );
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -138,7 +138,7 @@ async fn two_hosts_sharing_redis_fetch_one_token() {
     assert_eq!(reply.header("x-credential-proxy-token"), Some("cached"));
     assert_eq!(app.tokens.calls(), 1, "one token for both hosts");
     common::check_no_secrets(&second, &app.tokens, &[reply]);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -160,7 +160,7 @@ async fn thirty_second_tokens_are_reused_with_the_default_skew() {
         logs.contains("refreshed 15 s before it expires"),
         "the clamped skew is logged: {logs}"
     );
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -174,7 +174,7 @@ async fn a_token_that_has_already_expired_is_refused_never_sent_and_never_cached
         assert_eq!(app.tokens.calls(), 1, "{expires_in:?}");
         assert_eq!(app.upstream.hits(), 0, "never sent ({expires_in:?})");
         assert_eq!(app.token_key(), None, "never cached ({expires_in:?})");
-        app.assert_no_secrets();
+        app.assert_no_secrets().await;
     }
 }
 
@@ -196,7 +196,7 @@ async fn survives(failures: KvFailures, what: &str) {
         about_the_store, 1,
         "{what}: one line about the store\n{logs}"
     );
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -244,5 +244,5 @@ async fn a_store_label_the_component_was_not_granted_is_still_config_invalid() {
         .as_str()
         .unwrap()
         .contains("kv_store"));
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }

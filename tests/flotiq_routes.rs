@@ -106,7 +106,7 @@ async fn shipped_flotiq_routes_keep_contact_form_submissions_write_only() {
     assert_eq!(sent.len(), 4);
     assert_eq!(sent[3].method, "POST");
     assert_eq!(sent[3].path, "/v3/api/v1/content/contact_form");
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]

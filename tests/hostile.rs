@@ -896,7 +896,7 @@ async fn hostile_requests_are_refused_or_forwarded_safely() {
         replies.extend(run(&app, group).await);
     }
     common::check_no_secrets(&app.host, &app.tokens, &replies);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
     assert!(total >= 200, "only {total} cases");
     assert_eq!(app.tokens.calls(), 1, "one token for the whole campaign");
     eprintln!("hostile campaign: {total} cases");
@@ -927,7 +927,7 @@ async fn same_site_without_origin_is_refused_when_no_origins_are_allowed() {
     ];
     let replies = run(&app, cases).await;
     common::check_no_secrets(&app.host, &app.tokens, &replies);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -939,5 +939,5 @@ async fn a_client_cannot_override_or_duplicate_a_key_in_the_query() {
     .await;
     let replies = run(&app, key_query_cases()).await;
     common::check_no_secrets(&app.host, &app.tokens, &replies);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }

@@ -34,7 +34,7 @@ async fn refused_routes_and_methods_never_reach_the_upstream() {
         200
     );
     assert_eq!(app.upstream.hits(), 1);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -124,7 +124,7 @@ async fn cors_preflight_and_origin_checks() {
         )
         .await;
     assert!(reply.status == 400 || reply.status == 403);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -145,7 +145,7 @@ async fn no_allowed_origins_means_no_cross_origin_access() {
         .send("GET", "/api/getty/x", &[("Origin", own.as_str())], None)
         .await;
     assert_eq!(reply.status, 200);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 /// Paths a client might use to escape `upstream_url`'s prefix or reach another host.
@@ -223,7 +223,7 @@ async fn hostile_paths_never_leave_the_upstream_prefix() {
             .unwrap_or_default();
         assert_eq!(host, app.upstream.url().trim_start_matches("http://"));
     }
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -256,7 +256,7 @@ async fn body_over_the_limit_gets_413_and_is_not_sent() {
     let reply = app.send("POST", "/api/getty/upload", &[], Some(&ok)).await;
     assert_eq!(reply.status, 200);
     assert_eq!(app.upstream.requests()[0].body_len, 1000);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -300,7 +300,7 @@ async fn large_chunked_bodies_stream_upstream_and_are_cut_at_the_limit() {
             .all(|r| r.body_len <= 3_000_000),
         "the upstream never got more than max_body_bytes"
     );
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -324,7 +324,7 @@ async fn upstream_redirects_never_carry_the_key_back() {
     );
     assert!(reply.header("content-location").is_none());
     assert!(reply.header("link").is_none());
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -342,7 +342,7 @@ async fn slow_upstream_gives_504() {
     let reply = app.get("/api/getty/slow").await;
     reply.assert_error(504, "upstream_timeout");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -371,7 +371,7 @@ async fn missing_and_malformed_variables_name_the_variable() {
             "{message} shows the value"
         );
         assert_eq!(app.upstream.hits(), 0);
-        app.assert_no_secrets();
+        app.assert_no_secrets().await;
     }
 }
 
@@ -397,7 +397,7 @@ async fn empty_secret_is_config_invalid() {
                 .contains("api_key")
     );
     host.shutdown().await;
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -415,7 +415,7 @@ async fn upstream_missing_from_allowed_outbound_hosts_gives_a_clear_502() {
         .unwrap()
         .contains("allowed_outbound_hosts"));
     assert_eq!(app.upstream.hits(), 0, "the runtime refused the connection");
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]

@@ -96,7 +96,7 @@ async fn ten_identical_gets_reach_the_upstream_once() {
     assert_eq!(app.upstream.hits(), 2);
     assert_eq!(cache_keys(&app.host).len(), 2);
     assert_store_has_no_secrets(&app);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -132,6 +132,7 @@ async fn post_and_head_are_never_cached() {
         assert_eq!(reply.header(CACHE), None);
     }
     assert_eq!(app.upstream.hits(), 2);
+    app.host.settled().await;
     assert!(cache_keys(&app.host).is_empty());
     // A GET to the same URL is not answered by a POST's answer.
     let get = get_settled(&app, "/api/getty/search/images?phrase=cat").await;
@@ -145,7 +146,7 @@ async fn post_and_head_are_never_cached() {
         assert_eq!(head.header(CACHE), None);
     }
     assert_eq!(app.upstream.hits(), 5);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -210,7 +211,7 @@ async fn distinct_queries_stay_within_the_slots() {
     // Every key in the store is the token, its lease or a slot: nothing else grew.
     assert!(app.host.kv_keys("default").len() <= 16 + 2);
     assert_store_has_no_secrets(&app);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -235,7 +236,7 @@ async fn stored_entries_hold_no_secret_with_the_key_in_the_query() {
     }
     assert_eq!(cache_keys(&app.host).len(), 1);
     assert_store_has_no_secrets(&app);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]

@@ -82,5 +82,5 @@ async fn hundred_megabyte_response_streams_with_flat_memory() {
         growth_mb < 32.0,
         "peak memory grew by {growth_mb:.1} MiB for a 100 MiB body: something buffers it"
     );
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }

@@ -66,7 +66,7 @@ async fn forwards_with_key_and_bearer_and_strips_client_credentials() {
     // The upstream's cookie and hop-by-hop headers do not come back either.
     assert!(reply.header("set-cookie").is_none());
     assert_eq!(reply.header("x-upstream"), Some("mock"));
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -95,7 +95,7 @@ async fn fifty_requests_use_one_token_across_instances_and_restarts() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-credential-proxy-token"), Some("cached"));
     assert_eq!(app.tokens.calls(), 1, "the cache survives a host restart");
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -119,7 +119,7 @@ async fn refreshes_token_after_expiry() {
         .requests()
         .iter()
         .all(|r| !r.used_stale_token()));
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -149,7 +149,7 @@ async fn expires_in_as_string_and_missing_use_the_stated_lifetimes() {
         "default ttl, not forever"
     );
     assert_eq!(app.tokens.calls(), 2);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -169,7 +169,7 @@ async fn revoked_token_gets_one_refresh_and_one_retry() {
         2,
         "one refused attempt, one retry"
     );
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -191,7 +191,7 @@ async fn post_body_is_replayed_on_retry() {
     let posts: Vec<_> = seen.iter().filter(|r| r.method == "POST").collect();
     assert_eq!(posts.len(), 2);
     assert!(posts.iter().all(|r| r.body_len == body.len() as u64));
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -202,7 +202,7 @@ async fn an_upstream_that_always_refuses_is_retried_exactly_once() {
     assert_eq!(reply.status, 401);
     assert_eq!(app.upstream.hits(), 2, "one retry, not a loop");
     assert_eq!(app.tokens.calls(), 2);
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -227,7 +227,7 @@ async fn token_endpoint_down_keeps_a_valid_cached_token_working() {
     assert_eq!(reply.status, 200, "the still-valid token is used");
     assert_eq!(reply.header("x-credential-proxy-token"), Some("cached"));
     assert_eq!(app.tokens.calls(), 2, "a refresh was attempted");
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -242,7 +242,7 @@ async fn token_endpoint_failures_without_a_valid_token_give_502() {
         let reply = app.get("/api/getty/x").await;
         reply.assert_error(502, "token_endpoint_failed");
         assert_eq!(app.upstream.hits(), 0, "nothing is sent without a token");
-        app.assert_no_secrets();
+        app.assert_no_secrets().await;
     }
 }
 
@@ -264,7 +264,7 @@ async fn an_expired_cached_token_is_never_sent() {
         1,
         "only the first request went upstream"
     );
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -275,7 +275,7 @@ async fn hanging_token_endpoint_times_out_with_504() {
     let reply = app.get("/api/getty/x").await;
     reply.assert_error(504, "token_endpoint_timeout");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 #[tokio::test]
@@ -291,7 +291,7 @@ async fn basic_client_auth_and_scope_reach_the_token_endpoint() {
     assert_eq!(reqs.len(), 1);
     assert!(reqs[0].basic_auth);
     assert_eq!(reqs[0].scope.as_deref(), Some("images:read"));
-    app.assert_no_secrets();
+    app.assert_no_secrets().await;
 }
 
 fn now_unix() -> u64 {
