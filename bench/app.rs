@@ -102,6 +102,12 @@ impl Proxy {
     }
 }
 
+/// Set by `--access-log off`: every proxy the bench starts has `access_log = "off"`. The access
+/// log is on by default, as in the product; writing its line after each answer adds noise to the
+/// difference of two scenarios (see bench/README.md), so the token path is also measured without.
+pub static ACCESS_LOG_OFF: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 fn manifest_text(
     upstream: &str,
     token_url: &str,
@@ -119,6 +125,9 @@ fn manifest_text(
         ("api_key", "{{ bench_api_key }}".to_string()),
         ("api_key_header", "Api-Key".to_string()),
     ];
+    if ACCESS_LOG_OFF.load(std::sync::atomic::Ordering::Relaxed) {
+        vars.push(("access_log", "off".to_string()));
+    }
     if token_flow {
         vars.push(("token_url", token_url.to_string()));
         vars.push(("client_id", "{{ bench_api_key }}".to_string()));

@@ -13,6 +13,7 @@ mod probe;
 mod report;
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -41,12 +42,13 @@ const RUN_BUDGET: Duration = Duration::from_secs(180);
 const STREAM_TIMEOUT: Duration = Duration::from_secs(300);
 const FIRST_200_TIMEOUT: Duration = Duration::from_secs(120);
 
-const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C] [--rounds R] [--baseline-wasm PATH] [--burst N]
+const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C] [--rounds R] [--baseline-wasm PATH] [--access-log on|off] [--burst N]
   --requests N            requests per load scenario (default 2000, at most 100000)
   --concurrency C         keep-alive connections sending at once (default 8, at most 256)
   --rounds R              split each scenario's requests into R rounds run round-robin over all
                           scenarios, so a change in the machine's load hits every scenario alike
                           (default 1, at most 20)
+  --access-log on|off     the proxies' access_log variable (default on, as in the product)
   --baseline-wasm PATH    also run (b) and (c) against this credential_proxy.wasm (e.g. an older
                           commit's build), interleaved with the current one, in the same run
   --burst N               instead of the usual scenarios, only the cold-cache burst: N requests at
@@ -76,6 +78,14 @@ impl Options {
                 Some((name, value)) => (name.to_string(), Some(value.to_string())),
                 None => (arg, None),
             };
+            if name == "--access-log" {
+                match inline.or_else(|| args.next()).as_deref() {
+                    Some("off") => app::ACCESS_LOG_OFF.store(true, Ordering::Relaxed),
+                    Some("on") => app::ACCESS_LOG_OFF.store(false, Ordering::Relaxed),
+                    other => bail!("--access-log takes on or off, not {other:?}"),
+                }
+                continue;
+            }
             if name == "--baseline-wasm" {
                 let path = inline
                     .or_else(|| args.next())

@@ -67,8 +67,16 @@ pub fn markdown(run: &Results) -> String {
         out,
         "### Latency and throughput\n\n{} requests per scenario at concurrency {}, HTTP/1.1 \
          keep-alive, in {} round(s) over all scenarios, each after {} warm-up requests; latency \
-         is from sending the request to the last body byte.\n",
-        run.requests, run.concurrency, run.rounds, run.warmup
+         is from sending the request to the last body byte. The proxies' access log is {}.\n",
+        run.requests,
+        run.concurrency,
+        run.rounds,
+        run.warmup,
+        if crate::app::ACCESS_LOG_OFF.load(std::sync::atomic::Ordering::Relaxed) {
+            "off (`--access-log off`)"
+        } else {
+            "on, as by default"
+        }
     );
     let _ = writeln!(
         out,
