@@ -51,7 +51,9 @@ pub struct TokenPorts<'a> {
     pub log: &'a dyn Fn(&str),
 }
 
-/// This request as a contender in the fleet-wide lease election (see `flight`).
+/// This request as a contender in the fleet-wide lease election (see `flight`). Its id is
+/// resolved by the [`TokenCache`] it is given to, once: build one `TokenCache` per request, so a
+/// request never stands under two ids.
 #[derive(Debug, Clone, Copy)]
 pub struct Contender {
     /// Unique across the fleet; the lease record names its owner by it.
