@@ -4,6 +4,8 @@
 //! Modelled on oauth2-rs: `Debug` prints `ApiKey([redacted])`, there is no `Display`, and the raw
 //! value is reachable only through `.secret()`, so `grep -n '\.secret()'` lists every place a
 //! secret is used. This module does not decide where secrets go; config and the request flow do.
+//! [`hex_sha256`] is the one-way name that key-value keys are built from when what they identify
+//! includes a secret.
 
 /// Defines a secret newtype, like oauth2-rs's `new_secret_type!`: a redacting `Debug`, serde
 /// pass-through (it serializes as the bare string, so stored records stay plain JSON) and
@@ -51,6 +53,25 @@ new_secret_type!(
     AccessToken
 );
 
+/// The hex SHA-256 of `parts`, each followed by a NUL so that `["ab", "c"]` and `["a", "bc"]`
+/// differ: a fixed-length key name that reveals none of them. The hex is written by hand:
+/// `format!("{b:02x}")` per byte was a visible share of a request's instructions in the wasm.
+pub fn hex_sha256(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update(part.as_bytes());
+        hash.update([0u8]);
+    }
+    let mut hex = String::with_capacity(64);
+    for b in hash.finalize() {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    hex
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +103,24 @@ mod tests {
         assert_eq!(json, "\"t-1\"");
         let back: AccessToken = serde_json::from_str(&json).unwrap();
         assert_eq!(back.secret(), "t-1");
+    }
+
+    /// The token and cache keys already in stores are built from this: its output must stay
+    /// the lowercase hex of SHA-256 over the NUL-terminated parts.
+    #[test]
+    fn hex_sha256_is_the_plain_lowercase_hex_digest() {
+        use sha2::{Digest, Sha256};
+        let expected: String = Sha256::digest(b"https://a.example/token\0id\0\0")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            super::hex_sha256(&["https://a.example/token", "id", ""]),
+            expected
+        );
+        assert_ne!(
+            super::hex_sha256(&["ab", "c"]),
+            super::hex_sha256(&["a", "bc"])
+        );
     }
 }

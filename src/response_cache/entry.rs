@@ -12,6 +12,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::secret::hex_sha256;
+
 /// Stored value layout: this magic, a 4-byte big-endian length of the JSON meta, the meta, then
 /// the body bytes as they came (no base64: a 256 KiB body stays 256 KiB).
 const MAGIC: &[u8; 4] = b"CPC1";
@@ -158,15 +160,6 @@ impl Entry {
         entry.body = rest.get(4 + len..)?.to_vec();
         Some(entry)
     }
-}
-
-fn hex_sha256(parts: &[&str]) -> String {
-    let mut hash = Sha256::new();
-    for part in parts {
-        hash.update(part.as_bytes());
-        hash.update([0u8]);
-    }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

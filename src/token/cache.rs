@@ -12,12 +12,10 @@
 use std::cell::OnceCell;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::{parse_token_reply, token_request, Token, TokenEndpoint, TokenRecord, TokenSource};
 use crate::config::TokenConfig;
 use crate::error::Result;
-use crate::secret::AccessToken;
+use crate::secret::{hex_sha256, AccessToken};
 
 /// The token cache's store: Spin's key-value store in production, a map in tests. Errors are
 /// plain descriptions; the cache logs them and carries on without the store.
@@ -92,24 +90,11 @@ fn keys(cfg: &TokenConfig) -> (String, String) {
 }
 
 fn client_hash(cfg: &TokenConfig) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hash = Sha256::new();
-    for part in [
+    hex_sha256(&[
         cfg.url.as_str(),
         cfg.client_id.secret(),
         cfg.scope.as_deref().unwrap_or(""),
-    ] {
-        hash.update(part.as_bytes());
-        hash.update([0u8]);
-    }
-    // By hand rather than `format!("{b:02x}")` per byte: 32 formatter calls were a visible
-    // share of the token path's instructions in the wasm.
-    let mut hex = String::with_capacity(64);
-    for b in hash.finalize() {
-        hex.push(char::from(HEX[usize::from(b >> 4)]));
-        hex.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    hex
+    ])
 }
 
 /// Cache-or-fetch for one request.
