@@ -1,11 +1,12 @@
 //! A mock upstream API. Every path echoes the request back as JSON
 //! (`{"method","path","query","headers":[[name,value],...],"body_len"}`) after optional checks
 //! (static key in a header or query parameter, a bearer token issued by a
-//! [`TokenServer`]) and an optional delay. A path ending in `/__large?bytes=N` (`&chunked=1`: without a length) streams N bytes of
-//! [`LARGE_PATTERN`] without ever holding them in memory; one ending in `/__redirect` answers 301
-//! with `Location`, `Content-Location` and `Link` that repeat the full query, credentials
-//! included, as real APIs' canonical-URL redirects do. Responses carry `x-upstream: mock`,
-//! `set-cookie: upstream=1` and `connection: keep-alive` for header-filter tests.
+//! [`TokenServer`]) and an optional delay. A path ending in `/__large?bytes=N` streams N bytes of
+//! [`LARGE_PATTERN`] without ever holding them in memory (`&chunked=1`: without a length); one
+//! ending in `/__redirect` answers 301 with `Location`, `Content-Location` and `Link` that repeat
+//! the full query, credentials included, as real APIs' canonical-URL redirects do. Responses
+//! carry `x-upstream: mock`, `set-cookie: upstream=1` and `connection: keep-alive` for
+//! header-filter tests.
 //! Every request is recorded, including which token it used and whether that token was still
 //! valid at that moment. The echo never reflects credential values (`authorization`, cookies,
 //! headers and query parameters named like `*key*`, `*token*`, `*secret*`, `*auth*`): they show
@@ -250,13 +251,15 @@ async fn handle(state: Arc<Mutex<UpstreamState>>, req: Request<Incoming>) -> Res
         return r;
     }
     if path.ends_with("/__large") {
-        let bytes = form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
-            .find(|(k, _)| k == "bytes")
-            .and_then(|(_, v)| v.parse::<u64>().ok())
+        let params: Vec<(String, String)> =
+            form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let bytes = param("bytes")
+            .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        let chunked = form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
-            .any(|(k, v)| k == "chunked" && v == "1");
-        return large(bytes, chunked);
+        return large(bytes, param("chunked").is_some_and(|v| v == "1"));
     }
     let echo = serde_json::json!({
         "method": parts.method.as_str(),
@@ -292,8 +295,8 @@ fn redact_query(query: &str) -> String {
     out.finish()
 }
 
-/// A body of `total` pattern bytes, produced chunk by chunk (one shared 64 KiB chunk, sliced).
-/// `total` bytes of the pattern; with `Content-Length`, or chunked (no length) when `chunked`.
+/// A body of `total` pattern bytes, produced chunk by chunk (one shared 64 KiB chunk, sliced),
+/// with `Content-Length`, or without (chunked on the wire) when `chunked`.
 fn large(total: u64, chunked: bool) -> Response<MockBody> {
     let chunk = Bytes::from(
         LARGE_PATTERN
