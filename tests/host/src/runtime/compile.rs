@@ -18,11 +18,13 @@ use anyhow::{anyhow, Context, Result};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
-/// The process-wide engine (async is always on in this wasmtime).
+/// The process-wide engine (async is always on in this wasmtime). The component model's async
+/// ABI is enabled, as in Spin 4's engine, so WASIp3 components load next to WASIp2 ones.
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let config = Config::new();
+        let mut config = Config::new();
+        config.wasm_component_model_async(true);
         Engine::new(&config).unwrap_or_else(|e| panic!("cannot create wasmtime engine: {e:?}"))
     })
 }

@@ -21,7 +21,8 @@ use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::{Error as HttpError, WasiBody};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody as WasiBody;
+use wasmtime_wasi_http::p2::hyper_request_error;
 
 use super::instance::{self, InstanceState};
 use super::invoke;
@@ -143,7 +144,7 @@ impl App {
         req: Request<Incoming>,
         client_addr: SocketAddr,
     ) -> Response<WasiBody> {
-        let req = req.map(|b| b.map_err(HttpError::from).boxed_unsync());
+        let req = req.map(|b| b.map_err(hyper_request_error).boxed_unsync());
         self.handle_logged(req, client_addr).await
     }
 

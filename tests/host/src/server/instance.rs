@@ -11,7 +11,7 @@ use anyhow::{anyhow, Result};
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi::{WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::p2::{WasiHttpCtxView, WasiHttpView};
 
 use crate::runtime::{engine, LogSink, WasiState};
 use crate::spin::kv::{self, KvAccess, KvView};

@@ -18,7 +18,8 @@ use tokio::sync::oneshot;
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::{WasiBody, WasiHttpView};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody as WasiBody;
+use wasmtime_wasi_http::p2::WasiHttpView;
 
 use super::instance::InstanceState;
 use super::routes::RouteMatch;

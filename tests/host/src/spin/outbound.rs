@@ -12,8 +12,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use http_body_util::BodyExt;
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::types::{
+    HostFutureIncomingResponse, IncomingResponse, OutgoingRequestConfig,
+};
+use wasmtime_wasi_http::p2::{HttpResult, WasiHttpHooks};
 
 use super::allowed_hosts::{service_chaining_target, AllowedHosts};
 
@@ -24,13 +28,9 @@ pub trait ChainTarget: Send + Sync + 'static {
     fn dispatch(
         self: Arc<Self>,
         component: String,
-        req: http::Request<WasiBody>,
-    ) -> Pin<Box<dyn Future<Output = anyhow::Result<http::Response<WasiBody>>> + Send>>;
+        req: http::Request<HyperOutgoingBody>,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<http::Response<HyperOutgoingBody>>> + Send>>;
 }
-
-type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
-type SendFuture =
-    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
 
 /// The per-instance wasi:http hooks: policy check, then chaining or the default sender.
 pub struct OutboundHooks {
@@ -41,27 +41,31 @@ pub struct OutboundHooks {
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
-        _fut: IoFuture,
-    ) -> SendFuture {
-        let allowed = self.allowed.clone();
+        request: http::Request<HyperOutgoingBody>,
+        config: OutgoingRequestConfig,
+    ) -> HttpResult<HostFutureIncomingResponse> {
+        if !self.allowed.allows_uri(request.uri()) {
+            return Ok(HostFutureIncomingResponse::ready(Ok(Err(
+                ErrorCode::HttpRequestDenied,
+            ))));
+        }
+        let Some(target) = service_chaining_target(request.uri()) else {
+            return Ok(wasmtime_wasi_http::p2::default_send_request(
+                request, config,
+            ));
+        };
         let chain = self.chain.clone();
-        Box::new(async move {
-            if !allowed.allows_uri(request.uri()) {
-                return Err(HttpError::HttpRequestDenied);
-            }
-            if let Some(target) = service_chaining_target(request.uri()) {
-                let response = chain
-                    .dispatch(target, request)
-                    .await
-                    .map_err(|e| HttpError::InternalError(Some(format!("{e:#}"))))?;
-                let done: IoFuture = Box::new(async { Ok(()) });
-                return Ok((response, done));
-            }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            let io: IoFuture = Box::new(io);
-            Ok((response.map(BodyExt::boxed_unsync), io))
-        })
+        let between_bytes_timeout = config.between_bytes_timeout;
+        let handle = wasmtime_wasi::runtime::spawn(async move {
+            Ok(match chain.dispatch(target, request).await {
+                Ok(resp) => Ok(IncomingResponse {
+                    resp,
+                    worker: None,
+                    between_bytes_timeout,
+                }),
+                Err(e) => Err(ErrorCode::InternalError(Some(format!("{e:#}")))),
+            })
+        });
+        Ok(HostFutureIncomingResponse::pending(handle))
     }
 }
