@@ -25,6 +25,31 @@ pub trait Variables {
     fn get(&self, name: &str) -> Result<Option<String>>;
 }
 
+/// Every variable the config reads: an edge whose variables come asynchronously (the Spin 4
+/// build) reads these first, then loads from what it read.
+pub const NAMES: [&str; 20] = [
+    "upstream_url",
+    "api_key",
+    "api_key_header",
+    "api_key_query",
+    "token_url",
+    "client_id",
+    "client_secret",
+    "token_scope",
+    "token_client_auth",
+    "token_refresh_skew_secs",
+    "token_default_ttl_secs",
+    "allowed_routes",
+    "allowed_origins",
+    "max_body_bytes",
+    "upstream_timeout_secs",
+    "kv_store",
+    "access_log",
+    "cache_ttl_secs",
+    "cache_max_body_bytes",
+    "cache_slots",
+];
+
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -387,6 +412,47 @@ impl Variables for MapVars {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Variables that answer every name with a value and record what was asked.
+    struct Asked(std::cell::RefCell<Vec<String>>);
+
+    impl Variables for Asked {
+        fn get(&self, name: &str) -> Result<Option<String>> {
+            self.0.borrow_mut().push(name.to_string());
+            Ok(Some("1".into()))
+        }
+    }
+
+    #[test]
+    fn names_lists_every_variable_the_config_reads() {
+        let asked = Asked(Default::default());
+        let _ = Config::load(&asked);
+        let _ = load_access_log(&asked);
+        let _ = load_origins(&asked);
+        let full = MapVars(
+            getty()
+                .into_iter()
+                .chain([("cache_ttl_secs", "60")])
+                .collect(),
+        );
+        let recording = Recording(&full, Default::default());
+        Config::load(&recording).unwrap();
+        for name in asked.0.borrow().iter().chain(recording.1.borrow().iter()) {
+            assert!(
+                NAMES.contains(&name.as_str()),
+                "{name} is missing from NAMES"
+            );
+        }
+    }
+
+    struct Recording<'a>(&'a MapVars, std::cell::RefCell<Vec<String>>);
+
+    impl Variables for Recording<'_> {
+        fn get(&self, name: &str) -> Result<Option<String>> {
+            self.1.borrow_mut().push(name.to_string());
+            self.0.get(name)
+        }
+    }
 
     fn load(pairs: &[(&'static str, &'static str)]) -> Result<Config> {
         Config::load(&MapVars(pairs.iter().copied().collect()))

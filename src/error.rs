@@ -9,7 +9,7 @@
 use http::StatusCode;
 
 /// Everything that can stop a request, each with a fixed status and JSON code.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
     /// The path does not match any `allowed_routes` pattern.
     #[error("{method} {path} is not an allowed route")]

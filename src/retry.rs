@@ -10,7 +10,8 @@
 use http::{HeaderValue, StatusCode};
 
 use crate::error::Result;
-use crate::token::{Token, TokenCache};
+use crate::port::Io;
+use crate::token::{Token, TokenCache, TokenRecord};
 
 /// The upstream call, as the retry sees it. The implementation owns method, URL, headers and
 /// body.
@@ -18,12 +19,40 @@ pub trait Upstream {
     type Response;
 
     /// Sends once, with `authorization` added when given.
-    fn send(&mut self, authorization: Option<&HeaderValue>) -> Result<Self::Response>;
+    fn send<'a>(
+        &'a mut self,
+        authorization: Option<&'a HeaderValue>,
+    ) -> Io<'a, Result<Self::Response>>;
 
     fn status(response: &Self::Response) -> StatusCode;
 
     /// tower's `clone_request`: whether a second `send` can carry the same body.
     fn can_replay(&self) -> bool;
+}
+
+/// Where the retry gets its tokens: a [`TokenCache`] for one request, or in the Spin 4 build the
+/// instance's token held in memory in front of one.
+pub trait Tokens {
+    /// A token to send with.
+    fn get(&self) -> Io<'_, Result<Token>>;
+    /// A token instead of `refused`, which the upstream just answered 401 to.
+    fn replace<'a>(&'a self, refused: &'a TokenRecord) -> Io<'a, Result<Token>>;
+    /// Replaces `refused` for the next request; this one cannot be retried.
+    fn retire<'a>(&'a self, refused: &'a TokenRecord) -> Io<'a, ()>;
+}
+
+impl Tokens for TokenCache<'_> {
+    fn get(&self) -> Io<'_, Result<Token>> {
+        Box::pin(TokenCache::get(self))
+    }
+
+    fn replace<'a>(&'a self, refused: &'a TokenRecord) -> Io<'a, Result<Token>> {
+        Box::pin(TokenCache::replace(self, refused))
+    }
+
+    fn retire<'a>(&'a self, refused: &'a TokenRecord) -> Io<'a, ()> {
+        Box::pin(TokenCache::retire(self, refused))
+    }
 }
 
 /// tower's `Policy::retry`: RFC 6750 §3.1, a 401 to a bearer token means `invalid_token`
@@ -40,31 +69,33 @@ pub struct Sent<R> {
     pub attempts: u8,
 }
 
-pub fn send_with_token<U: Upstream>(
+pub async fn send_with_token<U: Upstream>(
     upstream: &mut U,
-    tokens: Option<&TokenCache>,
+    tokens: Option<&dyn Tokens>,
 ) -> Result<Sent<U::Response>> {
     let Some(tokens) = tokens else {
         return Ok(Sent {
-            response: upstream.send(None)?,
+            response: upstream.send(None).await?,
             token: None,
             attempts: 1,
         });
     };
-    let token = tokens.get()?;
-    let response = upstream.send(Some(&token.record.authorization()?))?;
+    let token = tokens.get().await?;
+    let authorization = token.record.authorization()?;
+    let response = upstream.send(Some(&authorization)).await?;
     if !should_retry(U::status(&response), true) {
         return Ok(sent_once(response, token));
     }
     if !upstream.can_replay() {
         // The body was streamed and is gone, so no retry; still replace the refused token so
         // the next request starts with a new one.
-        tokens.retire(&token.record);
+        tokens.retire(&token.record).await;
         return Ok(sent_once(response, token));
     }
     drop(response);
-    let token = tokens.replace(&token.record)?;
-    let response = upstream.send(Some(&token.record.authorization()?))?;
+    let token = tokens.replace(&token.record).await?;
+    let authorization = token.record.authorization()?;
+    let response = upstream.send(Some(&authorization)).await?;
     Ok(Sent {
         response,
         token: Some(token),
@@ -85,16 +116,19 @@ mod tests {
     use super::*;
     use crate::config::{ClientAuth, TokenConfig};
     use crate::error::{Error, Failure, Target};
+    use crate::port::{block_on, Io};
     use crate::token::test_support::{ports, token_config, At, MapStore as Store, ME};
     use crate::token::{TokenEndpoint, TokenRequest, TokenSource};
     use std::cell::RefCell;
 
     struct Endpoint(RefCell<u32>);
     impl TokenEndpoint for Endpoint {
-        fn send(&self, _: &TokenRequest) -> Result<(u16, Vec<u8>)> {
-            *self.0.borrow_mut() += 1;
-            let n = *self.0.borrow();
-            Ok((200, format!(r#"{{"access_token":"t{n}"}}"#).into_bytes()))
+        fn send<'a>(&'a self, _: &'a TokenRequest) -> Io<'a, Result<(u16, Vec<u8>)>> {
+            Box::pin(async move {
+                *self.0.borrow_mut() += 1;
+                let n = *self.0.borrow();
+                Ok((200, format!(r#"{{"access_token":"t{n}"}}"#).into_bytes()))
+            })
         }
     }
 
@@ -106,13 +140,15 @@ mod tests {
     }
     impl Upstream for Fake {
         type Response = u16;
-        fn send(&mut self, authorization: Option<&HeaderValue>) -> Result<u16> {
-            let authorization = authorization.map(|a| a.to_str().unwrap().to_string());
-            let refused = authorization
-                .as_deref()
-                .is_some_and(|a| self.refuse.iter().any(|t| *t == "*" || a.ends_with(t)));
-            self.seen.push(authorization);
-            Ok(if refused { 401 } else { 200 })
+        fn send<'a>(&'a mut self, authorization: Option<&'a HeaderValue>) -> Io<'a, Result<u16>> {
+            Box::pin(async move {
+                let authorization = authorization.map(|a| a.to_str().unwrap().to_string());
+                let refused = authorization
+                    .as_deref()
+                    .is_some_and(|a| self.refuse.iter().any(|t| *t == "*" || a.ends_with(t)));
+                self.seen.push(authorization);
+                Ok(if refused { 401 } else { 200 })
+            })
         }
         fn status(r: &u16) -> StatusCode {
             StatusCode::from_u16(*r).unwrap()
@@ -130,7 +166,7 @@ mod tests {
         let store = Store::default();
         let c = cfg();
         let tokens = TokenCache::new(&c, ports(&store, endpoint, &At(0)), ME);
-        send_with_token(fake, Some(&tokens))
+        block_on(send_with_token(fake, Some(&tokens)))
     }
 
     #[test]
@@ -194,7 +230,7 @@ mod tests {
             seen: vec![],
             replayable: true,
         };
-        let sent = send_with_token(&mut fake, None).unwrap();
+        let sent = block_on(send_with_token(&mut fake, None)).unwrap();
         assert!(sent.token.is_none());
         assert_eq!(fake.seen, vec![None]);
     }
@@ -203,10 +239,12 @@ mod tests {
     fn token_endpoint_failure_is_the_error() {
         struct Down;
         impl TokenEndpoint for Down {
-            fn send(&self, _: &TokenRequest) -> Result<(u16, Vec<u8>)> {
-                Err(Error::Outbound {
-                    target: Target::TokenEndpoint,
-                    failure: Failure::Timeout,
+            fn send<'a>(&'a self, _: &'a TokenRequest) -> Io<'a, Result<(u16, Vec<u8>)>> {
+                Box::pin(async move {
+                    Err(Error::Outbound {
+                        target: Target::TokenEndpoint,
+                        failure: Failure::Timeout,
+                    })
                 })
             }
         }
@@ -218,7 +256,9 @@ mod tests {
             seen: vec![],
             replayable: true,
         };
-        let err = send_with_token(&mut fake, Some(&tokens)).err().unwrap();
+        let err = block_on(send_with_token(&mut fake, Some(&tokens)))
+            .err()
+            .unwrap();
         assert_eq!(err.status(), 504);
         assert!(fake.seen.is_empty(), "nothing is sent without a token");
     }

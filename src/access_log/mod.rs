@@ -25,6 +25,7 @@ use crate::answer::Answer;
 use crate::decision::RequestHead;
 use crate::error::{Error, Result};
 use crate::headers::last;
+use crate::port::Io;
 use crate::retry::Upstream;
 use crate::token::TokenSource;
 
@@ -158,11 +159,16 @@ pub struct Recorded<'a, U> {
 impl<U: Upstream> Upstream for Recorded<'_, U> {
     type Response = U::Response;
 
-    fn send(&mut self, authorization: Option<&HeaderValue>) -> Result<U::Response> {
-        self.attempts.count = self.attempts.count.saturating_add(1);
-        let response = self.inner.send(authorization)?;
-        self.attempts.last_status = Some(U::status(&response));
-        Ok(response)
+    fn send<'a>(
+        &'a mut self,
+        authorization: Option<&'a HeaderValue>,
+    ) -> Io<'a, Result<U::Response>> {
+        Box::pin(async move {
+            self.attempts.count = self.attempts.count.saturating_add(1);
+            let response = self.inner.send(authorization).await?;
+            self.attempts.last_status = Some(U::status(&response));
+            Ok(response)
+        })
     }
 
     fn status(response: &U::Response) -> StatusCode {
@@ -179,6 +185,7 @@ mod tests {
     use super::*;
     use crate::answer;
     use crate::error::Failure;
+    use crate::port::{block_on, Io};
     use http::{HeaderMap, HeaderName, Method};
     use serde_json::{json, Value};
 
@@ -331,11 +338,13 @@ mod tests {
     struct Script(Vec<u16>);
     impl Upstream for Script {
         type Response = u16;
-        fn send(&mut self, _: Option<&HeaderValue>) -> Result<u16> {
-            if self.0.is_empty() {
-                return Err(Error::upstream(Failure::Timeout));
-            }
-            Ok(self.0.remove(0))
+        fn send<'a>(&'a mut self, _: Option<&'a HeaderValue>) -> Io<'a, Result<u16>> {
+            Box::pin(async move {
+                if self.0.is_empty() {
+                    return Err(Error::upstream(Failure::Timeout));
+                }
+                Ok(self.0.remove(0))
+            })
         }
         fn status(r: &u16) -> StatusCode {
             StatusCode::from_u16(*r).unwrap()
@@ -352,8 +361,8 @@ mod tests {
             inner: Script(vec![401]),
             attempts: &mut attempts,
         };
-        assert_eq!(upstream.send(None).unwrap(), 401);
-        assert!(upstream.send(None).is_err());
+        assert_eq!(block_on(upstream.send(None)).unwrap(), 401);
+        assert!(block_on(upstream.send(None)).is_err());
         assert!(upstream.can_replay());
         assert_eq!(
             attempts,

@@ -21,6 +21,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use crate::answer::ResponseHead;
 use crate::config::Config;
 use crate::decision::Forward;
+use crate::port::Io;
 
 /// The cache's settings; present in the config only when the cache is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +33,8 @@ pub struct CacheConfig {
 
 /// The key-value store as the response cache uses it: plain get and set of one slot.
 pub trait CacheStore {
-    fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String>;
-    fn set(&self, key: &str, value: &[u8]) -> std::result::Result<(), String>;
+    fn get<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<Option<Vec<u8>>, String>>;
+    fn set<'a>(&'a self, key: &'a str, value: &'a [u8]) -> Io<'a, std::result::Result<(), String>>;
 }
 
 /// An answer found in the cache.
@@ -115,8 +116,13 @@ impl ResponseCache {
 
     /// The fresh entry for this request, if the store has one. Anything else (empty slot,
     /// another URL in the slot, stale, unreadable, store failing) is a miss.
-    pub fn lookup(&self, store: &dyn CacheStore, now: u64, log: &dyn Fn(&str)) -> Option<Hit> {
-        let bytes = match store.get(&self.slot) {
+    pub async fn lookup(
+        &self,
+        store: &dyn CacheStore,
+        now: u64,
+        log: &dyn Fn(&str),
+    ) -> Option<Hit> {
+        let bytes = match store.get(&self.slot).await {
             Ok(bytes) => bytes?,
             Err(e) => {
                 log(&format!(
@@ -180,7 +186,7 @@ impl ResponseCache {
     /// Stores the whole body of a filled answer, unless it holds one of `secrets`
     /// (`answer::secrets`): an API that echoes a credential must not have it kept. The one write
     /// of a miss.
-    pub fn store(
+    pub async fn store(
         &self,
         store: &dyn CacheStore,
         fill: Fill,
@@ -197,7 +203,7 @@ impl ResponseCache {
         }
         let mut entry = fill.entry;
         entry.body = body;
-        if let Err(e) = store.set(&self.slot, &entry.to_bytes()) {
+        if let Err(e) = store.set(&self.slot, &entry.to_bytes()).await {
             log(&format!("response cache not written ({e})"));
         }
     }
@@ -208,6 +214,7 @@ mod tests {
     use super::*;
     use crate::config::MapVars;
     use crate::decision::{decide, Plan, RequestHead};
+    use crate::port::{block_on, Io};
     use std::cell::RefCell;
     use std::collections::HashMap;
 
@@ -218,18 +225,26 @@ mod tests {
     }
 
     impl CacheStore for Store {
-        fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
-            if self.broken {
-                return Err("the store reported an error".into());
-            }
-            Ok(self.data.borrow().get(key).cloned())
+        fn get<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<Option<Vec<u8>>, String>> {
+            Box::pin(async move {
+                if self.broken {
+                    return Err("the store reported an error".into());
+                }
+                Ok(self.data.borrow().get(key).cloned())
+            })
         }
-        fn set(&self, key: &str, value: &[u8]) -> std::result::Result<(), String> {
-            if self.broken {
-                return Err("the store reported an error".into());
-            }
-            self.data.borrow_mut().insert(key.into(), value.to_vec());
-            Ok(())
+        fn set<'a>(
+            &'a self,
+            key: &'a str,
+            value: &'a [u8],
+        ) -> Io<'a, std::result::Result<(), String>> {
+            Box::pin(async move {
+                if self.broken {
+                    return Err("the store reported an error".into());
+                }
+                self.data.borrow_mut().insert(key.into(), value.to_vec());
+                Ok(())
+            })
         }
     }
 
@@ -282,7 +297,7 @@ mod tests {
 
     fn fill_and_store(cache: &ResponseCache, store: &Store, head: &ResponseHead, now: u64) {
         let fill = cache.fill(head, Some(&head.headers), now).unwrap();
-        cache.store(store, fill, b"{\"n\":1}".to_vec(), &["KEY-1"], &|_| {});
+        block_on(cache.store(store, fill, b"{\"n\":1}".to_vec(), &["KEY-1"], &|_| {}));
     }
 
     #[test]
@@ -316,13 +331,13 @@ mod tests {
     fn a_stored_answer_is_a_hit_until_it_expires() {
         let cache = get_q1();
         let store = Store::default();
-        assert!(cache.lookup(&store, 1000, &|_| {}).is_none());
+        assert!(block_on(cache.lookup(&store, 1000, &|_| {})).is_none());
         fill_and_store(&cache, &store, &upstream_head(None), 1000);
-        let hit = cache.lookup(&store, 1010, &|_| {}).unwrap();
+        let hit = block_on(cache.lookup(&store, 1010, &|_| {})).unwrap();
         assert_eq!((hit.status, hit.age), (StatusCode::OK, 10));
         assert_eq!(hit.body, b"{\"n\":1}");
         assert_eq!(hit.headers["content-type"], "application/json");
-        assert!(cache.lookup(&store, 1060, &|_| {}).is_none());
+        assert!(block_on(cache.lookup(&store, 1060, &|_| {})).is_none());
     }
 
     #[test]
@@ -335,9 +350,9 @@ mod tests {
         let same =
             ResponseCache::for_request(&cfg, &forward(&cfg, Method::GET, "b=2&api_key=evil&a=1"))
                 .unwrap();
-        assert!(same.lookup(&store, 1001, &|_| {}).is_some());
+        assert!(block_on(same.lookup(&store, 1001, &|_| {})).is_some());
         let other = ResponseCache::for_request(&cfg, &forward(&cfg, Method::GET, "a=2")).unwrap();
-        assert!(other.lookup(&store, 1001, &|_| {}).is_none());
+        assert!(block_on(other.lookup(&store, 1001, &|_| {})).is_none());
         let stored = store.data.borrow();
         assert_eq!(stored.len(), 1);
         assert!(stored
@@ -366,10 +381,10 @@ mod tests {
         };
         let lines = RefCell::new(Vec::new());
         let log = |line: &str| lines.borrow_mut().push(line.to_string());
-        assert!(cache.lookup(&store, 0, &log).is_none());
+        assert!(block_on(cache.lookup(&store, 0, &log)).is_none());
         let head = upstream_head(None);
         let fill = cache.fill(&head, Some(&head.headers), 0).unwrap();
-        cache.store(&store, fill, vec![], &[], &log);
+        block_on(cache.store(&store, fill, vec![], &[], &log));
         assert_eq!(lines.borrow().len(), 2);
     }
 
@@ -382,7 +397,7 @@ mod tests {
         let refused = [vec![b'x'; limit + 1], b"{\"you_sent\":\"KEY-1\"}".to_vec()];
         for body in refused {
             let fill = cache.fill(&head, Some(&head.headers), 0).unwrap();
-            cache.store(&store, fill, body, &["", "KEY-1"], &|_| {});
+            block_on(cache.store(&store, fill, body, &["", "KEY-1"], &|_| {}));
         }
         assert!(store.data.borrow().is_empty());
     }

@@ -11,6 +11,7 @@ use super::{kv_error, log, SystemClock};
 use crate::answer::{self, ResponseHead};
 use crate::config::Config;
 use crate::decision::Forward;
+use crate::port::Io;
 use crate::response_cache::{CacheStore, Fill, Hit, ResponseCache};
 use crate::token::{Clock, Token};
 
@@ -22,7 +23,7 @@ pub struct SpinResponseCache {
 
 impl SpinResponseCache {
     /// `None` when the cache is off or the request is not a GET.
-    pub fn open(cfg: &Config, forward: &Forward) -> Option<SpinResponseCache> {
+    pub async fn open(cfg: &Config, forward: &Forward) -> Option<SpinResponseCache> {
         let cache = ResponseCache::for_request(cfg, forward)?;
         let store = match Store::open(&cfg.kv_store) {
             Ok(store) => Some(KvCacheStore(store)),
@@ -38,9 +39,9 @@ impl SpinResponseCache {
     }
 
     /// The stored answer for this request, if fresh.
-    pub fn lookup(&self) -> Option<Hit> {
+    pub async fn lookup(&self) -> Option<Hit> {
         let store = self.store.as_ref()?;
-        self.cache.lookup(store, SystemClock.now(), &log)
+        self.cache.lookup(store, SystemClock.now(), &log).await
     }
 
     /// Whether to keep the upstream's answer, and how much of its body.
@@ -51,10 +52,10 @@ impl SpinResponseCache {
     }
 
     /// Writes the entry: the one key-value write of a stored miss.
-    pub fn store(&self, cfg: &Config, token: Option<&Token>, fill: Fill, body: Vec<u8>) {
+    pub async fn store(&self, cfg: &Config, token: Option<&Token>, fill: Fill, body: Vec<u8>) {
         if let Some(store) = &self.store {
             let secrets = answer::secrets(cfg, token);
-            self.cache.store(store, fill, body, &secrets, &log);
+            self.cache.store(store, fill, body, &secrets, &log).await;
         }
     }
 }
@@ -62,11 +63,11 @@ impl SpinResponseCache {
 struct KvCacheStore(Store);
 
 impl CacheStore for KvCacheStore {
-    fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
-        self.0.get(key).map_err(|e| kv_error(&e))
+    fn get<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<Option<Vec<u8>>, String>> {
+        Box::pin(async move { self.0.get(key).map_err(|e| kv_error(&e)) })
     }
 
-    fn set(&self, key: &str, value: &[u8]) -> std::result::Result<(), String> {
-        self.0.set(key, value).map_err(|e| kv_error(&e))
+    fn set<'a>(&'a self, key: &'a str, value: &'a [u8]) -> Io<'a, std::result::Result<(), String>> {
+        Box::pin(async move { self.0.set(key, value).map_err(|e| kv_error(&e)) })
     }
 }

@@ -18,6 +18,10 @@ pub use outbound::{UpstreamResponse, UpstreamSender, WasiTokenEndpoint};
 pub use request::{request_head, RequestBody};
 pub use respond::{respond, respond_streaming, respond_streaming_kept, Unsent};
 
+/// The request as Spin hands it to this build, and where its answer goes.
+pub type Incoming = IncomingRequest;
+pub type Outparam = spin_sdk::wit::wasi::http0_2_0::types::ResponseOutparam;
+
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,13 +34,14 @@ use crate::access_log::{Attempts, Recorded};
 use crate::config::{Config, Variables};
 use crate::decision::Forward;
 use crate::error::{Error, Result};
-use crate::retry::{send_with_token, Sent};
+use crate::port::Io;
+use crate::retry::{send_with_token, Sent, Tokens};
 use crate::token::{Clock, Contender, ContenderId, TokenCache, TokenPorts, TokenStore};
 
 /// Reads the body, builds the token cache on Spin's ports and sends through the core's retry,
 /// counting the upstream calls into `attempts` for the access log. Nothing has been answered
 /// yet, so an `Err` can still become the JSON error.
-pub fn send(
+pub async fn send(
     cfg: &Config,
     req: IncomingRequest,
     forward: &Forward,
@@ -72,7 +77,12 @@ pub fn send(
         inner: sender,
         attempts,
     };
-    send_with_token(&mut sender, tokens.as_ref())
+    send_with_token(&mut sender, tokens.as_ref().map(|t| t as &dyn Tokens)).await
+}
+
+/// The component variables, read as the config asks for them.
+pub async fn variables() -> SpinVariables {
+    SpinVariables
 }
 
 pub fn log(line: &str) {
@@ -114,8 +124,10 @@ impl Clock for SystemClock {
             .unwrap_or(0)
     }
 
-    fn sleep(&self, duration: Duration) {
-        std::thread::sleep(duration);
+    fn sleep(&self, duration: Duration) -> Io<'_, ()> {
+        Box::pin(async move {
+            std::thread::sleep(duration);
+        })
     }
 }
 
@@ -186,16 +198,16 @@ impl KvTokenStore {
 }
 
 impl TokenStore for KvTokenStore {
-    fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
-        self.0.get(key).map_err(|e| kv_error(&e))
+    fn get<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<Option<Vec<u8>>, String>> {
+        Box::pin(async move { self.0.get(key).map_err(|e| kv_error(&e)) })
     }
 
-    fn set(&self, key: &str, value: &[u8]) -> std::result::Result<(), String> {
-        self.0.set(key, value).map_err(|e| kv_error(&e))
+    fn set<'a>(&'a self, key: &'a str, value: &'a [u8]) -> Io<'a, std::result::Result<(), String>> {
+        Box::pin(async move { self.0.set(key, value).map_err(|e| kv_error(&e)) })
     }
 
-    fn delete(&self, key: &str) -> std::result::Result<(), String> {
-        self.0.delete(key).map_err(|e| kv_error(&e))
+    fn delete<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<(), String>> {
+        Box::pin(async move { self.0.delete(key).map_err(|e| kv_error(&e)) })
     }
 }
 

@@ -27,7 +27,7 @@ pub struct Unsent {
 }
 
 /// Sends a whole answer that the proxy made itself (errors, preflights).
-pub fn respond(out: ResponseOutparam, answer: &Answer) -> Written {
+pub async fn respond(out: ResponseOutparam, answer: &Answer) -> Written {
     log_line(answer);
     let Ok(fields) = fields_out(&answer.headers) else {
         log("could not build response headers");
@@ -48,19 +48,21 @@ pub fn respond(out: ResponseOutparam, answer: &Answer) -> Written {
 
 /// Streams the upstream's answer back: the status and headers of `answer`, then the upstream's
 /// body.
-pub fn respond_streaming(
+pub async fn respond_streaming(
     out: ResponseOutparam,
     answer: &Answer,
     upstream: UpstreamResponse,
 ) -> Result<Written, Unsent> {
-    respond_streaming_kept(out, answer, upstream, None).map(|(written, _)| written)
+    respond_streaming_kept(out, answer, upstream, None)
+        .await
+        .map(|(written, _)| written)
 }
 
 /// [`respond_streaming`], and with `keep = Some(limit)` also a copy of the body for the response
 /// cache: `Some(body)` when the whole body went to the client and was at most `limit` bytes.
 /// Past the limit the copy is dropped and the rest is spliced as usual, so a large answer is
 /// never held.
-pub fn respond_streaming_kept(
+pub async fn respond_streaming_kept(
     out: ResponseOutparam,
     answer: &Answer,
     upstream: UpstreamResponse,

@@ -15,14 +15,15 @@ use std::time::Duration;
 use super::{parse_token_reply, token_request, Token, TokenEndpoint, TokenRecord, TokenSource};
 use crate::config::TokenConfig;
 use crate::error::Result;
+use crate::port::Io;
 use crate::secret::{hex_sha256, AccessToken};
 
 /// The token cache's store: Spin's key-value store in production, a map in tests. Errors are
 /// plain descriptions; the cache logs them and carries on without the store.
 pub trait TokenStore {
-    fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String>;
-    fn set(&self, key: &str, value: &[u8]) -> std::result::Result<(), String>;
-    fn delete(&self, key: &str) -> std::result::Result<(), String>;
+    fn get<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<Option<Vec<u8>>, String>>;
+    fn set<'a>(&'a self, key: &'a str, value: &'a [u8]) -> Io<'a, std::result::Result<(), String>>;
+    fn delete<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<(), String>>;
 }
 
 /// Wall-clock time, and waiting: the lease's settle delay and the waiters' backoff.
@@ -30,8 +31,8 @@ pub trait Clock {
     /// Unix time in milliseconds.
     fn now_ms(&self) -> u64;
 
-    /// Blocks this request for `duration`.
-    fn sleep(&self, duration: Duration);
+    /// Holds this request for `duration`.
+    fn sleep(&self, duration: Duration) -> Io<'_, ()>;
 
     /// Unix time in seconds, the unit of token records.
     fn now(&self) -> u64 {
@@ -131,30 +132,45 @@ impl<'a> TokenCache<'a> {
     /// A fresh cached token, or a new one through the single flight. When no new token can be
     /// had, a cached token that has not yet expired is still used (the skew is a margin, not a
     /// deadline); an expired one never is.
-    pub fn get(&self) -> Result<Token> {
+    pub async fn get(&self) -> Result<Token> {
+        self.get_or(None).await
+    }
+
+    /// [`TokenCache::get`] for an instance that holds a token of its own (`held`, the Spin 4
+    /// build): it stands in, while fresh, when the store cannot be read, rather than a fetch
+    /// without the cache.
+    pub async fn get_or(&self, held: Option<TokenRecord>) -> Result<Token> {
+        let held = held.filter(|r| self.is_fresh(r));
         let Some(store) = self.ports.store else {
-            return self.fetch_alone(None);
+            return self.held_or_fetch(held).await;
         };
-        let Ok(cached) = self.read_record(store) else {
-            return self.fetch_alone(None);
+        let Ok(cached) = self.read_record(store).await else {
+            return self.held_or_fetch(held).await;
         };
         if let Some(record) = &cached {
             if self.is_fresh(record) {
                 return Ok(cached_token(record.clone()));
             }
         }
-        self.refresh(store, cached, None)
+        self.refresh(store, cached, None).await
+    }
+
+    async fn held_or_fetch(&self, held: Option<TokenRecord>) -> Result<Token> {
+        match held {
+            Some(record) => Ok(cached_token(record)),
+            None => self.fetch_alone(None).await,
+        }
     }
 
     /// A token to use instead of `refused`, which the upstream just answered 401 to: another
     /// unexpired token that is already stored (another request replaced it first), or a new one
     /// through the same single flight, so a revocation seen by a burst costs one fetch.
-    pub fn replace(&self, refused: &TokenRecord) -> Result<Token> {
+    pub async fn replace(&self, refused: &TokenRecord) -> Result<Token> {
         let Some(store) = self.ports.store else {
-            return self.fetch_alone(None);
+            return self.fetch_alone(None).await;
         };
-        let Ok(cached) = self.read_record(store) else {
-            return self.fetch_alone(None);
+        let Ok(cached) = self.read_record(store).await else {
+            return self.fetch_alone(None).await;
         };
         let other = cached.filter(|r| r.access_token != refused.access_token);
         if let Some(record) = &other {
@@ -163,13 +179,14 @@ impl<'a> TokenCache<'a> {
             }
         }
         self.refresh(store, other, Some(&refused.access_token))
+            .await
     }
 
     /// Like [`TokenCache::replace`] for a request that cannot be retried (its body was
     /// streamed): the next request finds the new token. A failure is logged, not returned: the
     /// upstream's 401 is this request's answer.
-    pub fn retire(&self, refused: &TokenRecord) {
-        if let Err(e) = self.replace(refused) {
+    pub async fn retire(&self, refused: &TokenRecord) {
+        if let Err(e) = self.replace(refused).await {
             self.log(&format!(
                 "replacing a refused token failed ({}); the next request tries again",
                 e.code()
@@ -183,11 +200,11 @@ impl<'a> TokenCache<'a> {
 
     /// The stored record; `Err` (logged) when the store failed. A record that does not parse
     /// counts as absent.
-    pub(super) fn read_record(
+    pub(super) async fn read_record(
         &self,
         store: &dyn TokenStore,
     ) -> std::result::Result<Option<TokenRecord>, ()> {
-        match store.get(&self.key) {
+        match store.get(&self.key).await {
             Ok(bytes) => Ok(bytes.as_deref().and_then(TokenRecord::from_bytes)),
             Err(e) => {
                 self.log(&format!(
@@ -200,23 +217,25 @@ impl<'a> TokenCache<'a> {
 
     /// Asks the token endpoint, stores the answer when `store` is given, and falls back to
     /// `valid` (a cached token not yet expired) when the endpoint fails.
-    pub(super) fn fetch(
+    pub(super) async fn fetch(
         &self,
         store: Option<&dyn TokenStore>,
         valid: Option<TokenRecord>,
     ) -> Result<Token> {
-        let fetched =
-            self.ports
-                .endpoint
-                .send(&token_request(self.cfg))
-                .and_then(|(status, body)| {
-                    parse_token_reply(
-                        status,
-                        &body,
-                        self.ports.clock.now(),
-                        self.cfg.default_ttl_secs,
-                    )
-                });
+        let request = token_request(self.cfg);
+        let fetched = self
+            .ports
+            .endpoint
+            .send(&request)
+            .await
+            .and_then(|(status, body)| {
+                parse_token_reply(
+                    status,
+                    &body,
+                    self.ports.clock.now(),
+                    self.cfg.default_ttl_secs,
+                )
+            });
         let record = match fetched {
             Ok(record) => record,
             Err(err) => {
@@ -244,7 +263,7 @@ impl<'a> TokenCache<'a> {
             ));
         }
         if let Some(store) = store {
-            if let Err(e) = store.set(&self.key, &record.to_bytes()) {
+            if let Err(e) = store.set(&self.key, &record.to_bytes()).await {
                 self.log(&format!("token cache write failed: {e}"));
             }
         }
@@ -255,8 +274,8 @@ impl<'a> TokenCache<'a> {
     }
 
     /// Without a usable store there is no lease either: each request fetches its own token.
-    fn fetch_alone(&self, valid: Option<TokenRecord>) -> Result<Token> {
-        self.fetch(None, valid)
+    async fn fetch_alone(&self, valid: Option<TokenRecord>) -> Result<Token> {
+        self.fetch(None, valid).await
     }
 
     pub(super) fn usable(&self, record: &TokenRecord, refused: Option<&AccessToken>) -> bool {
@@ -286,16 +305,24 @@ pub(crate) mod test_support {
     pub(crate) struct MapStore(RefCell<HashMap<String, Vec<u8>>>);
 
     impl TokenStore for MapStore {
-        fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
-            Ok(self.0.borrow().get(key).cloned())
+        fn get<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<Option<Vec<u8>>, String>> {
+            Box::pin(async move { Ok(self.0.borrow().get(key).cloned()) })
         }
-        fn set(&self, key: &str, value: &[u8]) -> std::result::Result<(), String> {
-            self.0.borrow_mut().insert(key.into(), value.to_vec());
-            Ok(())
+        fn set<'a>(
+            &'a self,
+            key: &'a str,
+            value: &'a [u8],
+        ) -> Io<'a, std::result::Result<(), String>> {
+            Box::pin(async move {
+                self.0.borrow_mut().insert(key.into(), value.to_vec());
+                Ok(())
+            })
         }
-        fn delete(&self, key: &str) -> std::result::Result<(), String> {
-            self.0.borrow_mut().remove(key);
-            Ok(())
+        fn delete<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<(), String>> {
+            Box::pin(async move {
+                self.0.borrow_mut().remove(key);
+                Ok(())
+            })
         }
     }
 
@@ -306,7 +333,9 @@ pub(crate) mod test_support {
         fn now_ms(&self) -> u64 {
             self.0 * 1000
         }
-        fn sleep(&self, _: Duration) {}
+        fn sleep(&self, _: Duration) -> Io<'_, ()> {
+            Box::pin(async {})
+        }
     }
 
     /// A client-credentials config with a space in the id and `&` in the secret, so tests see
@@ -359,6 +388,7 @@ mod tests {
     use super::*;
     use crate::config::ClientAuth;
     use crate::error::Error;
+    use crate::port::{block_on, Io};
     use crate::secret::AccessToken;
     use crate::token::TokenRequest;
     use std::cell::RefCell;
@@ -372,16 +402,18 @@ mod tests {
         fail: bool,
     }
     impl TokenEndpoint for Endpoint {
-        fn send(&self, _: &TokenRequest) -> Result<(u16, Vec<u8>)> {
-            *self.calls.borrow_mut() += 1;
-            if self.fail {
-                return Err(Error::token_endpoint("down"));
-            }
-            let n = *self.calls.borrow();
-            Ok((
-                200,
-                format!(r#"{{"access_token":"t{n}","expires_in":100}}"#).into_bytes(),
-            ))
+        fn send<'a>(&'a self, _: &'a TokenRequest) -> Io<'a, Result<(u16, Vec<u8>)>> {
+            Box::pin(async move {
+                *self.calls.borrow_mut() += 1;
+                if self.fail {
+                    return Err(Error::token_endpoint("down"));
+                }
+                let n = *self.calls.borrow();
+                Ok((
+                    200,
+                    format!(r#"{{"access_token":"t{n}","expires_in":100}}"#).into_bytes(),
+                ))
+            })
         }
     }
 
@@ -394,7 +426,7 @@ mod tests {
 
     fn run(store: &MapStore, endpoint: &Endpoint, now: u64) -> Result<(TokenRecord, TokenSource)> {
         let c = cfg();
-        let token = TokenCache::new(&c, ports(store, endpoint, &At(now)), ME).get()?;
+        let token = block_on(TokenCache::new(&c, ports(store, endpoint, &At(now)), ME).get())?;
         Ok((token.record, token.source))
     }
 
@@ -416,8 +448,8 @@ mod tests {
         let tokens = TokenCache::new(&c, ports(&store, &ep, &At(0)), ME);
         let mut refused = record(100);
         refused.access_token = AccessToken::new("old");
-        store.set(&cache_key(&c), &record(100).to_bytes()).unwrap();
-        let token = tokens.replace(&refused).unwrap();
+        block_on(store.set(&cache_key(&c), &record(100).to_bytes())).unwrap();
+        let token = block_on(tokens.replace(&refused)).unwrap();
         assert_eq!(
             (token.record.access_token.secret(), token.source),
             ("tok", TokenSource::Cached),
@@ -425,16 +457,17 @@ mod tests {
         );
         assert_eq!(*ep.calls.borrow(), 0, "no fetch");
         assert!(
-            store.get(&cache_key(&c)).unwrap().is_some(),
+            block_on(store.get(&cache_key(&c))).unwrap().is_some(),
             "another token is kept"
         );
-        let token = tokens.replace(&record(100)).unwrap();
+        let token = block_on(tokens.replace(&record(100))).unwrap();
         assert_eq!(
             (token.record.access_token.secret(), token.source),
             ("t1", TokenSource::Fetched),
             "the refused one is replaced"
         );
-        let stored = TokenRecord::from_bytes(&store.get(&cache_key(&c)).unwrap().unwrap());
+        let stored =
+            TokenRecord::from_bytes(&block_on(store.get(&cache_key(&c))).unwrap().unwrap());
         assert_eq!(stored.unwrap().access_token.secret(), "t1");
     }
 
@@ -454,7 +487,7 @@ mod tests {
         let mut p = ports(&unused, &ep, &At(0));
         p.store = None;
         for _ in 0..2 {
-            let token = TokenCache::new(&c, p, ME).get().unwrap();
+            let token = block_on(TokenCache::new(&c, p, ME).get()).unwrap();
             assert_eq!(token.source, TokenSource::Fetched);
         }
         assert_eq!(*ep.calls.borrow(), 2);
@@ -464,14 +497,21 @@ mod tests {
     fn a_failing_store_read_is_logged_once_and_the_token_fetched() {
         struct Broken;
         impl TokenStore for Broken {
-            fn get(&self, _: &str) -> std::result::Result<Option<Vec<u8>>, String> {
-                Err("down".into())
+            fn get<'a>(
+                &'a self,
+                _: &'a str,
+            ) -> Io<'a, std::result::Result<Option<Vec<u8>>, String>> {
+                Box::pin(async move { Err("down".into()) })
             }
-            fn set(&self, _: &str, _: &[u8]) -> std::result::Result<(), String> {
-                Err("down".into())
+            fn set<'a>(
+                &'a self,
+                _: &'a str,
+                _: &'a [u8],
+            ) -> Io<'a, std::result::Result<(), String>> {
+                Box::pin(async move { Err("down".into()) })
             }
-            fn delete(&self, _: &str) -> std::result::Result<(), String> {
-                Err("down".into())
+            fn delete<'a>(&'a self, _: &'a str) -> Io<'a, std::result::Result<(), String>> {
+                Box::pin(async move { Err("down".into()) })
             }
         }
         let ep = endpoint(false);
@@ -484,7 +524,7 @@ mod tests {
             clock: &At(0),
             log: &log,
         };
-        let token = TokenCache::new(&c, p, ME).get().unwrap();
+        let token = block_on(TokenCache::new(&c, p, ME).get()).unwrap();
         assert_eq!(token.source, TokenSource::Fetched);
         let about_the_store = lines
             .borrow()
@@ -518,9 +558,7 @@ mod tests {
     #[test]
     fn failing_endpoint_falls_back_to_a_still_valid_token_only() {
         let store = MapStore::default();
-        store
-            .set(&cache_key(&cfg()), &record(100).to_bytes())
-            .unwrap();
+        block_on(store.set(&cache_key(&cfg()), &record(100).to_bytes())).unwrap();
         let down = endpoint(true);
         let (r, src) = run(&store, &down, 99).unwrap();
         assert_eq!((r.expires_at, src), (100, TokenSource::Cached));
@@ -532,9 +570,11 @@ mod tests {
     fn a_short_token_is_reused_and_its_clamped_skew_logged_once() {
         struct Short(RefCell<u32>);
         impl TokenEndpoint for Short {
-            fn send(&self, _: &TokenRequest) -> Result<(u16, Vec<u8>)> {
-                *self.0.borrow_mut() += 1;
-                Ok((200, br#"{"access_token":"t","expires_in":30}"#.to_vec()))
+            fn send<'a>(&'a self, _: &'a TokenRequest) -> Io<'a, Result<(u16, Vec<u8>)>> {
+                Box::pin(async move {
+                    *self.0.borrow_mut() += 1;
+                    Ok((200, br#"{"access_token":"t","expires_in":30}"#.to_vec()))
+                })
             }
         }
         let store = MapStore::default();
@@ -546,7 +586,7 @@ mod tests {
             let clock = At(now);
             let mut p = ports(&store, &ep, &clock);
             p.log = &log;
-            TokenCache::new(&c, p, ME).get().unwrap();
+            block_on(TokenCache::new(&c, p, ME).get()).unwrap();
         }
         assert_eq!(*ep.0.borrow(), 1, "a 30 s token is reused for 15 s");
         assert_eq!(lines.borrow().len(), 1);

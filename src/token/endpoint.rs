@@ -13,11 +13,12 @@ use serde::{Deserialize, Deserializer};
 use super::TokenRecord;
 use crate::config::{ClientAuth, TokenConfig};
 use crate::error::{Error, Result};
+use crate::port::Io;
 use crate::secret::AccessToken;
 
 /// The token endpoint port: sends the request, returns status and body.
 pub trait TokenEndpoint {
-    fn send(&self, request: &TokenRequest) -> Result<(u16, Vec<u8>)>;
+    fn send<'a>(&'a self, request: &'a TokenRequest) -> Io<'a, Result<(u16, Vec<u8>)>>;
 }
 
 /// A ready-to-send token request: POST `url` with these headers and form body.

@@ -93,7 +93,7 @@ impl Failed {
 impl TokenCache<'_> {
     /// A new token through the lease, for a request whose cached token (`current`) is stale,
     /// missing, or (`refused`) was just refused by the upstream.
-    pub(super) fn refresh(
+    pub(super) async fn refresh(
         &self,
         store: &dyn TokenStore,
         current: Option<TokenRecord>,
@@ -112,18 +112,18 @@ impl TokenCache<'_> {
         loop {
             if clock.now_ms() > give_up_at {
                 self.log("waited a whole lease for a new token; fetching without the lease");
-                return self.fetch(Some(store), valid);
+                return self.fetch(Some(store), valid).await;
             }
             // A token that was valid when this request came in may have expired while it took
             // part in elections: check again before it is ever used.
             let valid = valid.clone().filter(|r| r.is_valid(clock.now()));
-            let lease = match self.read_lease(store) {
+            let lease = match self.read_lease(store).await {
                 Ok(lease) => lease,
                 Err(e) => {
                     self.log(&format!(
                         "token lease read failed ({e}); fetching without the lease"
                     ));
-                    return self.fetch(Some(store), valid);
+                    return self.fetch(Some(store), valid).await;
                 }
             };
             let now_ms = clock.now_ms();
@@ -139,14 +139,16 @@ impl TokenCache<'_> {
                     }
                     watched = Some(lease.owner);
                     let until_expiry = Duration::from_millis(lease.until_ms - now_ms);
-                    clock.sleep(backoff.min(until_expiry).min(self.lease_for()));
+                    clock
+                        .sleep(backoff.min(until_expiry).min(self.lease_for()))
+                        .await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
-                    match self.read_record(store) {
+                    match self.read_record(store).await {
                         Ok(Some(record)) if self.usable(&record, refused) => {
                             return Ok(cached_token(record))
                         }
                         Ok(_) => {}
-                        Err(()) => return self.fetch(None, valid),
+                        Err(()) => return self.fetch(None, valid).await,
                     }
                 }
                 Some(Lease {
@@ -166,12 +168,12 @@ impl TokenCache<'_> {
                     // notice for other waiters. Stand for election.
                     elections += 1;
                     if elections > MAX_ELECTIONS {
-                        return self.fetch(Some(store), valid);
+                        return self.fetch(Some(store), valid).await;
                     }
-                    match self.elect(store) {
-                        Ok(true) => return self.fetch_as_leader(store, valid, refused),
+                    match self.elect(store).await {
+                        Ok(true) => return self.fetch_as_leader(store, valid, refused).await,
                         Ok(false) => {}
-                        Err(()) => return self.fetch(None, valid),
+                        Err(()) => return self.fetch(None, valid).await,
                     }
                 }
             }
@@ -180,7 +182,7 @@ impl TokenCache<'_> {
 
     /// Writes our lease, lets the other contenders write theirs, and reads back who won.
     /// `Err` (logged) when the store failed.
-    fn elect(&self, store: &dyn TokenStore) -> std::result::Result<bool, ()> {
+    async fn elect(&self, store: &dyn TokenStore) -> std::result::Result<bool, ()> {
         let clock = self.ports.clock;
         let lease_for = self.lease_for();
         let started = clock.now_ms();
@@ -189,15 +191,15 @@ impl TokenCache<'_> {
             until_ms: started.saturating_add(lease_for.as_millis() as u64),
             failed: None,
         };
-        if let Err(e) = store.set(&self.lease_key, &lease_bytes(&mine)) {
+        if let Err(e) = store.set(&self.lease_key, &lease_bytes(&mine)).await {
             self.log(&format!(
                 "token lease write failed ({e}); fetching without the cache"
             ));
             return Err(());
         }
         let write = Duration::from_millis(clock.now_ms().saturating_sub(started));
-        clock.sleep((write * 4).clamp(MIN_SETTLE, MAX_SETTLE));
-        match self.read_lease(store) {
+        clock.sleep((write * 4).clamp(MIN_SETTLE, MAX_SETTLE)).await;
+        match self.read_lease(store).await {
             Ok(lease) => Ok(lease.is_some_and(|l| l.owner == self.my_id())),
             Err(e) => {
                 // Our lease is written and cannot be read back: act as its owner, so the token
@@ -216,25 +218,27 @@ impl TokenCache<'_> {
         self.me.fetch_timeout + LEASE_MARGIN
     }
 
-    fn fetch_as_leader(
+    async fn fetch_as_leader(
         &self,
         store: &dyn TokenStore,
         valid: Option<TokenRecord>,
         refused: Option<&AccessToken>,
     ) -> Result<Token> {
         // Another leader may have stored a token while we settled.
-        if let Ok(Some(record)) = self.read_record(store) {
+        if let Ok(Some(record)) = self.read_record(store).await {
             if self.usable(&record, refused) {
-                self.release(store, None);
+                self.release(store, None).await;
                 return Ok(cached_token(record));
             }
         }
-        let result = self.fetch(Some(store), valid);
+        let result = self.fetch(Some(store), valid).await;
         match &result {
-            Ok(token) if token.source == super::TokenSource::Fetched => self.release(store, None),
+            Ok(token) if token.source == super::TokenSource::Fetched => {
+                self.release(store, None).await
+            }
             // The fetch failed and a still-valid token stood in: waiters fall back the same way.
-            Ok(_) => self.release(store, Some(Failed::Other)),
-            Err(e) => self.release(store, Some(Failed::of(e))),
+            Ok(_) => self.release(store, Some(Failed::Other)).await,
+            Err(e) => self.release(store, Some(Failed::of(e))).await,
         }
         result
     }
@@ -242,15 +246,17 @@ impl TokenCache<'_> {
     /// Ends our lease: deleted when the fetch worked (the waiters find the record), or turned into
     /// a short-lived failure notice for them when it did not. A lease another request has since
     /// taken over is left alone.
-    fn release(&self, store: &dyn TokenStore, failed: Option<Failed>) {
+    async fn release(&self, store: &dyn TokenStore, failed: Option<Failed>) {
         let result = match failed {
-            None => match self.read_lease(store) {
-                Ok(Some(lease)) if lease.owner == self.my_id() => store.delete(&self.lease_key),
+            None => match self.read_lease(store).await {
+                Ok(Some(lease)) if lease.owner == self.my_id() => {
+                    store.delete(&self.lease_key).await
+                }
                 _ => Ok(()),
             },
             // Only our own lease becomes a notice: one another request took over (ours expired
             // during a slow fetch) is left alone.
-            Some(failed) => match self.read_lease(store) {
+            Some(failed) => match self.read_lease(store).await {
                 Ok(Some(lease)) if lease.owner == self.my_id() => {
                     let notice = Lease {
                         owner: self.my_id(),
@@ -261,7 +267,7 @@ impl TokenCache<'_> {
                             .saturating_add(FAILURE_NOTICE.as_millis() as u64),
                         failed: Some(failed),
                     };
-                    store.set(&self.lease_key, &lease_bytes(&notice))
+                    store.set(&self.lease_key, &lease_bytes(&notice)).await
                 }
                 _ => Ok(()),
             },
@@ -272,9 +278,13 @@ impl TokenCache<'_> {
     }
 
     /// The lease record; one that does not parse counts as absent.
-    fn read_lease(&self, store: &dyn TokenStore) -> std::result::Result<Option<Lease>, String> {
+    async fn read_lease(
+        &self,
+        store: &dyn TokenStore,
+    ) -> std::result::Result<Option<Lease>, String> {
         store
             .get(&self.lease_key)
+            .await
             .map(|bytes| bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 }
@@ -291,6 +301,7 @@ mod tests {
 
     use super::*;
     use crate::config::{ClientAuth, TokenConfig};
+    use crate::port::{block_on, Io};
     use crate::token::test_support::token_config;
     use crate::token::{
         cache_key, Clock, Contender, ContenderId, TokenEndpoint, TokenPorts, TokenRequest,
@@ -305,18 +316,28 @@ mod tests {
     struct Shared(Mutex<HashMap<String, Vec<u8>>>);
 
     impl TokenStore for Shared {
-        fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, String> {
-            std::thread::sleep(Duration::from_micros(200));
-            Ok(self.0.lock().unwrap().get(key).cloned())
+        fn get<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<Option<Vec<u8>>, String>> {
+            Box::pin(async move {
+                std::thread::sleep(Duration::from_micros(200));
+                Ok(self.0.lock().unwrap().get(key).cloned())
+            })
         }
-        fn set(&self, key: &str, value: &[u8]) -> std::result::Result<(), String> {
-            std::thread::sleep(Duration::from_micros(500));
-            self.0.lock().unwrap().insert(key.into(), value.to_vec());
-            Ok(())
+        fn set<'a>(
+            &'a self,
+            key: &'a str,
+            value: &'a [u8],
+        ) -> Io<'a, std::result::Result<(), String>> {
+            Box::pin(async move {
+                std::thread::sleep(Duration::from_micros(500));
+                self.0.lock().unwrap().insert(key.into(), value.to_vec());
+                Ok(())
+            })
         }
-        fn delete(&self, key: &str) -> std::result::Result<(), String> {
-            self.0.lock().unwrap().remove(key);
-            Ok(())
+        fn delete<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<(), String>> {
+            Box::pin(async move {
+                self.0.lock().unwrap().remove(key);
+                Ok(())
+            })
         }
     }
 
@@ -329,8 +350,8 @@ mod tests {
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0)
         }
-        fn sleep(&self, duration: Duration) {
-            std::thread::sleep(duration)
+        fn sleep(&self, duration: Duration) -> Io<'_, ()> {
+            Box::pin(async move { std::thread::sleep(duration) })
         }
     }
 
@@ -342,16 +363,18 @@ mod tests {
     }
 
     impl TokenEndpoint for Endpoint {
-        fn send(&self, _: &TokenRequest) -> Result<(u16, Vec<u8>)> {
-            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            std::thread::sleep(self.delay);
-            if self.down {
-                return Ok((503, Vec::new()));
-            }
-            Ok((
-                200,
-                format!(r#"{{"access_token":"t{n}","expires_in":1800}}"#).into_bytes(),
-            ))
+        fn send<'a>(&'a self, _: &'a TokenRequest) -> Io<'a, Result<(u16, Vec<u8>)>> {
+            Box::pin(async move {
+                let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                std::thread::sleep(self.delay);
+                if self.down {
+                    return Ok((503, Vec::new()));
+                }
+                Ok((
+                    200,
+                    format!(r#"{{"access_token":"t{n}","expires_in":1800}}"#).into_bytes(),
+                ))
+            })
         }
     }
 
@@ -396,8 +419,8 @@ mod tests {
                         let cache = TokenCache::new(cfg, ports, me);
                         start.wait();
                         match refused {
-                            None => cache.get(),
-                            Some(record) => cache.replace(record),
+                            None => block_on(cache.get()),
+                            Some(record) => block_on(cache.replace(record)),
                         }
                     })
                 })
@@ -420,7 +443,7 @@ mod tests {
             .count();
         assert_eq!(fetched, calls, "everyone else got the stored token");
         assert!(
-            store.get(&lease_key_of()).unwrap().is_none(),
+            block_on(store.get(&lease_key_of())).unwrap().is_none(),
             "the lease is released"
         );
     }
@@ -436,7 +459,8 @@ mod tests {
             .all(|t| t.as_ref().unwrap().record.access_token != first.access_token));
         let calls = ep.calls.load(Ordering::SeqCst) - 1;
         assert!((1..=2).contains(&calls), "{calls} fetches after revocation");
-        let stored = TokenRecord::from_bytes(&store.get(&cache_key(&cfg())).unwrap().unwrap());
+        let stored =
+            TokenRecord::from_bytes(&block_on(store.get(&cache_key(&cfg()))).unwrap().unwrap());
         assert_ne!(stored.unwrap().access_token, first.access_token);
     }
 
@@ -463,7 +487,7 @@ mod tests {
             until_ms: Wall.now_ms() + 300,
             failed: None,
         };
-        store.set(&lease_key_of(), &lease_bytes(&dead)).unwrap();
+        block_on(store.set(&lease_key_of(), &lease_bytes(&dead))).unwrap();
         let ep = endpoint(0, false);
         let started = std::time::Instant::now();
         let token = burst(&store, &ep, 1, None).remove(0).unwrap();
@@ -484,7 +508,7 @@ mod tests {
             until_ms: Wall.now_ms() + 3_600_000,
             failed: None,
         };
-        store.set(&lease_key_of(), &lease_bytes(&ahead)).unwrap();
+        block_on(store.set(&lease_key_of(), &lease_bytes(&ahead))).unwrap();
         let ep = endpoint(0, false);
         let cfg = cfg();
         let ports = TokenPorts {
@@ -498,7 +522,7 @@ mod tests {
             fetch_timeout: Duration::ZERO,
         };
         let started = std::time::Instant::now();
-        let token = TokenCache::new(&cfg, ports, me).get().unwrap();
+        let token = block_on(TokenCache::new(&cfg, ports, me).get()).unwrap();
         assert_eq!(token.source, TokenSource::Fetched);
         // Two leases of its own length (2 s each with a zero fetch timeout), not an hour.
         assert!(
@@ -507,7 +531,7 @@ mod tests {
             started.elapsed()
         );
         assert!(
-            store.get(&cache_key(&cfg)).unwrap().is_some(),
+            block_on(store.get(&cache_key(&cfg))).unwrap().is_some(),
             "the token it fetched is stored"
         );
     }
@@ -522,13 +546,13 @@ mod tests {
             expires_at: now + 30,
             issued_at: Some(now - 3000),
         };
-        store.set(&cache_key(&cfg()), &stale.to_bytes()).unwrap();
+        block_on(store.set(&cache_key(&cfg()), &stale.to_bytes())).unwrap();
         let busy = Lease {
             owner: 999,
             until_ms: Wall.now_ms() + 5000,
             failed: None,
         };
-        store.set(&lease_key_of(), &lease_bytes(&busy)).unwrap();
+        block_on(store.set(&lease_key_of(), &lease_bytes(&busy))).unwrap();
         let ep = endpoint(0, false);
         let token = burst(&store, &ep, 1, None).remove(0).unwrap();
         assert_eq!(token.record.access_token.secret(), "old");

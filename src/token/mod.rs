@@ -10,12 +10,14 @@
 mod cache;
 mod endpoint;
 mod flight;
+mod held;
 mod record;
 
 pub use cache::{
     cache_key, lease_key, Clock, Contender, ContenderId, TokenCache, TokenPorts, TokenStore,
 };
 pub use endpoint::{parse_token_reply, token_request, TokenEndpoint, TokenRequest};
+pub use held::{HeldToken, REREAD_AFTER};
 pub use record::TokenRecord;
 
 #[cfg(test)]

@@ -1,0 +1,169 @@
+//! The Spin 4 edge (WASIp3, spin-sdk 6): the same ports and functions as `spin_io`, so `lib.rs`
+//! wires both builds with one body of code, on Spin 4's shapes: async calls, `http` types in
+//! and a WASIp3 response out.
+//!
+//! Spin 4 reuses an instance for many requests, several at once, so this edge also keeps what
+//! an instance may keep (`tokens`: the token in memory and one shared fetch) and bounds every
+//! key-value call (`store`): with Redis down Spin's own call waits minutes, and a request must
+//! not. Nothing here decides; errors from Spin become our own fixed descriptions.
+
+mod body;
+mod cache;
+mod outbound;
+mod respond;
+mod store;
+mod tokens;
+
+pub use body::{request_head, RequestBody};
+pub use cache::SpinResponseCache;
+pub use outbound::{UpstreamResponse, UpstreamSender, WasiTokenEndpoint};
+pub use respond::{respond, respond_streaming_kept, Unsent};
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::channel::oneshot;
+use spin_sdk::variables;
+
+use crate::access_log::{Attempts, Recorded};
+use crate::config::{self, Config, Variables};
+use crate::decision::Forward;
+use crate::error::{Error, Result};
+use crate::port::Io;
+use crate::retry::{send_with_token, Sent, Tokens};
+use crate::token::Clock;
+
+pub use spin_sdk::wasip3::http::types::{ErrorCode, Response as Answered};
+
+/// The request as spin-sdk 6 hands it over: `http` types, the body still in the runtime.
+pub type Incoming = spin_sdk::http::Request;
+
+/// Where the answer goes: the entry returns it to Spin as soon as it is sent, while the task
+/// that sent it goes on writing the body.
+pub type Outparam = oneshot::Sender<std::result::Result<Answered, ErrorCode>>;
+
+/// A new outparam and the entry's side of it. A task that ends without answering gives an
+/// empty 500, as a failing handler does in Spin.
+pub fn outparam() -> (
+    Outparam,
+    impl Future<Output = std::result::Result<Answered, ErrorCode>>,
+) {
+    let (tx, rx) = oneshot::channel();
+    (tx, async move {
+        rx.await.unwrap_or(Err(ErrorCode::InternalError(None)))
+    })
+}
+
+/// Runs `task` beside the entry, within this request's component task: it may outlive the
+/// entry's return (the body, the cache write, the access log).
+pub fn spawn(task: impl Future<Output = ()> + 'static) {
+    spin_sdk::wasip3::wit_bindgen::spawn(task);
+}
+
+/// Reads the body, then sends through the core's retry with this instance's tokens, counting
+/// the upstream calls into `attempts` for the access log.
+pub async fn send(
+    cfg: &Config,
+    req: Incoming,
+    forward: &Forward,
+    attempts: &mut Attempts,
+) -> Result<Sent<UpstreamResponse>> {
+    let body = RequestBody::read(req, cfg.max_body_bytes).await?;
+    let tokens = cfg
+        .token
+        .as_ref()
+        .map(|token_cfg| tokens::InstanceTokens::new(cfg, token_cfg));
+    let sender = UpstreamSender {
+        forward,
+        body: Some(body),
+        timeout: cfg.upstream_timeout,
+        max_body_bytes: cfg.max_body_bytes,
+    };
+    let mut sender = Recorded {
+        inner: sender,
+        attempts,
+    };
+    send_with_token(&mut sender, tokens.as_ref().map(|t| t as &dyn Tokens)).await
+}
+
+pub fn log(line: &str) {
+    eprintln!("credential-proxy: {line}");
+}
+
+/// One access-log line to stdout, in one write; a failed write is dropped (the answer is out).
+pub fn access_log(line: &str) {
+    let mut text = String::with_capacity(line.len() + 1);
+    text.push_str(line);
+    text.push('\n');
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+fn internal(reason: &str) -> Error {
+    Error::Internal {
+        reason: reason.to_string(),
+    }
+}
+
+/// The system clock; sleeping yields to the instance's other requests.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+
+    fn sleep(&self, duration: Duration) -> Io<'_, ()> {
+        Box::pin(spin_sdk::time::sleep(duration))
+    }
+}
+
+/// A random id for a place in the token lease election (std's `RandomState` draws from wasi's
+/// random source).
+fn unique_id() -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.finish()
+}
+
+/// The component variables, every one the config reads, fetched at once: Spin 4's variables
+/// are async, the config loader is not.
+pub async fn variables() -> SpinVariables {
+    let values = futures::future::join_all(config::NAMES.iter().map(|name| async move {
+        let value = match variables::get(name).await {
+            Ok(value) if value.trim().is_empty() => Ok(None),
+            Ok(value) => Ok(Some(value)),
+            Err(variables::Error::Undefined(_)) => Ok(None),
+            Err(variables::Error::InvalidName(_)) => Err("is not a valid Spin variable name"),
+            Err(_) => Err("could not be read from the Spin variables provider"),
+        };
+        (*name, value)
+    }))
+    .await;
+    SpinVariables(values.into_iter().collect())
+}
+
+/// The variables [`variables`] read. An empty value counts as unset, as in the default build.
+pub struct SpinVariables(HashMap<&'static str, std::result::Result<Option<String>, &'static str>>);
+
+impl Variables for SpinVariables {
+    fn get(&self, name: &str) -> Result<Option<String>> {
+        match self.0.get(name) {
+            Some(Ok(value)) => Ok(value.clone()),
+            Some(Err(reason)) => Err(Error::config(name, *reason)),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Spin 4's key-value store with every call bounded: a call that has not answered within
+//! [`KV_TIMEOUT`] is given up and counts as a store failure, which the core already survives (the
+//! token is taken from memory or fetched without the cache; the response cache misses). With
+//! Redis down, Spin 4.0.2's own call waits minutes while its client reconnects; a request here
+//! waits at most this long per call.
+//!
+//! It does not decide what a failure means for the request (`token`, `response_cache` do).
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures::future::{select, Either};
+use spin_sdk::key_value::{Error as KvError, Store};
+
+use super::log;
+use crate::error::{Error, Result};
+use crate::port::Io;
+use crate::response_cache::CacheStore;
+use crate::token::TokenStore;
+
+/// The longest one key-value call may take.
+pub const KV_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `call`, or an error once it has taken [`KV_TIMEOUT`].
+async fn bounded<T>(
+    call: impl Future<Output = std::result::Result<T, KvError>>,
+) -> std::result::Result<T, String> {
+    match select(pin!(call), pin!(spin_sdk::time::sleep(KV_TIMEOUT))).await {
+        Either::Left((result, _)) => result.map_err(|e| kv_error(&e)),
+        Either::Right(_) => Err(format!(
+            "the store did not answer within {} s",
+            KV_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// A store opened with a bounded wait.
+pub struct BoundedStore(Store);
+
+impl BoundedStore {
+    /// Opens `label`. A label this component was not granted, or one the runtime does not
+    /// define, is the configuration's fault (`config_invalid`), as in the default build. Any
+    /// other failure, a timeout included, is the store's: logged with `what`, and `Ok(None)`.
+    pub async fn open(label: &str, what: &str) -> Result<Option<BoundedStore>> {
+        let open = pin!(Store::open(label));
+        let timer = pin!(spin_sdk::time::sleep(KV_TIMEOUT));
+        let opened = match select(open, timer).await {
+            Either::Left((result, _)) => Some(result),
+            Either::Right(_) => None,
+        };
+        let failure = match opened {
+            Some(Ok(store)) => return Ok(Some(BoundedStore(store))),
+            Some(Err(KvError::AccessDenied)) => {
+                return Err(Error::config(
+                    "kv_store",
+                    "names a store this component may not use: add it to key_value_stores in \
+                     spin.toml",
+                ))
+            }
+            Some(Err(KvError::NoSuchStore)) => {
+                return Err(Error::config(
+                    "kv_store",
+                    "names a store the runtime does not have: define it in the runtime config",
+                ))
+            }
+            Some(Err(e)) => kv_error(&e),
+            None => format!("the store did not open within {} s", KV_TIMEOUT.as_secs()),
+        };
+        log(&format!("{what} unavailable ({failure})"));
+        Ok(None)
+    }
+}
+
+impl TokenStore for BoundedStore {
+    fn get<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<Option<Vec<u8>>, String>> {
+        Box::pin(bounded(self.0.get(key)))
+    }
+
+    fn set<'a>(&'a self, key: &'a str, value: &'a [u8]) -> Io<'a, std::result::Result<(), String>> {
+        Box::pin(bounded(self.0.set(key, value)))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<(), String>> {
+        Box::pin(bounded(self.0.delete(key)))
+    }
+}
+
+impl CacheStore for BoundedStore {
+    fn get<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<Option<Vec<u8>>, String>> {
+        TokenStore::get(self, key)
+    }
+
+    fn set<'a>(&'a self, key: &'a str, value: &'a [u8]) -> Io<'a, std::result::Result<(), String>> {
+        TokenStore::set(self, key, value)
+    }
+}
+
+fn kv_error(e: &KvError) -> String {
+    match e {
+        KvError::StoreTableFull => "the store is full".into(),
+        KvError::AccessDenied => "access denied".into(),
+        KvError::NoSuchStore => "no such store".into(),
+        KvError::Other(_) => "the store reported an error".into(),
+    }
+}
