@@ -1,6 +1,7 @@
 //! Compiles the project's Spin components (`credential-proxy` and the demo crates) for
 //! `wasm32-wasip1 --release`, once per process, as `spin build` would with the manifest's build
-//! commands.
+//! commands; and the proxy's Spin 4 build (spin-sdk 6, a WASIp3 component) for
+//! `wasm32-wasip2 --release`. The host's own probes are built the same two ways.
 //!
 //! It uses its own target dir (`target/spin-test-wasm`) so the inner cargo never waits on the
 //! lock held by the outer `cargo test`, and strips the outer build's flags from the environment
@@ -68,6 +69,33 @@ fn run_build() -> Result<PathBuf> {
     Ok(target_dir.join("wasm32-wasip1").join("release"))
 }
 
+/// Builds the proxy's Spin 4 component (`wasm32-wasip2`, a WASIp3 component on spin-sdk 6) once
+/// per process, in the same target dir as [`build_wasm`], and returns the directory holding
+/// `credential_proxy.wasm` (`<root>/target/spin-test-wasm/wasm32-wasip2/release`). Only the
+/// proxy: the demo crates are Spin 3 components only.
+pub fn build_wasm_p3() -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = project_root();
+            let target_dir = root.join("target").join("spin-test-wasm");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+            let args = [
+                "build",
+                "--target",
+                "wasm32-wasip2",
+                "--release",
+                "-p",
+                "credential-proxy",
+            ];
+            cargo_wasm(&cargo, &root, &args, &target_dir)
+                .map(|()| target_dir.join("wasm32-wasip2").join("release"))
+                .map_err(|e| format!("{e:#}"))
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
 /// Builds the host's own probe component (`tests/host/probe`, its own workspace) and returns
 /// the path of `spin_test_probe.wasm`. Test support for this crate only.
 #[doc(hidden)]
@@ -75,25 +103,44 @@ pub fn build_probe() -> Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let root = project_root();
-            let target_dir = root.join("target").join("spin-test-probe");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-            let manifest = root.join("tests/host/probe/Cargo.toml");
-            let manifest = manifest.to_string_lossy().into_owned();
-            let args = [
-                "build",
-                "--manifest-path",
-                manifest.as_str(),
-                "--target",
-                "wasm32-wasip1",
-                "--release",
-            ];
-            cargo_wasm(&cargo, &root, &args, &target_dir)
-                .map(|()| target_dir.join("wasm32-wasip1/release/spin_test_probe.wasm"))
+            build_probe_crate("probe", "wasm32-wasip1", "spin_test_probe.wasm")
                 .map_err(|e| format!("{e:#}"))
         })
         .clone()
         .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Builds the host's WASIp3 probe (`tests/host/probe-p3`, spin-sdk 6, its own workspace) and
+/// returns the path of `spin_test_probe_p3.wasm`. Test support for this crate only.
+#[doc(hidden)]
+pub fn build_probe_p3() -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            build_probe_crate("probe-p3", "wasm32-wasip2", "spin_test_probe_p3.wasm")
+                .map_err(|e| format!("{e:#}"))
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Builds `tests/host/<dir>` for `target` in `target/spin-test-probe` and returns `file`'s path.
+fn build_probe_crate(dir: &str, target: &str, file: &str) -> Result<PathBuf> {
+    let root = project_root();
+    let target_dir = root.join("target").join("spin-test-probe");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let manifest = root.join("tests/host").join(dir).join("Cargo.toml");
+    let manifest = manifest.to_string_lossy().into_owned();
+    let args = [
+        "build",
+        "--manifest-path",
+        manifest.as_str(),
+        "--target",
+        target,
+        "--release",
+    ];
+    cargo_wasm(&cargo, &root, &args, &target_dir)?;
+    Ok(target_dir.join(target).join("release").join(file))
 }
 
 /// Runs `cargo <args>` for wasm in `root` with its own target dir and a clean environment.

@@ -3,6 +3,7 @@
 //! ```text
 //! spin-test-host --manifest spin.toml [--listen 127.0.0.1:3000] [--state-dir .spin-test-host]
 //!                [--variable name=value]... [--runtime-config-file FILE] [--wasm-dir DIR] [--build]
+//!                [--max-instance-reuse-count N] [--max-instance-concurrent-reuse-count N]
 //! ```
 //! `--build` compiles the wasm first (as `spin build`) and loads components from that build.
 //! It only parses arguments and prints what `spin up` prints; the host is the library.
@@ -15,7 +16,8 @@ use spin_test_host::{build_wasm, HostOptions, SpinHost};
 
 const USAGE: &str = "usage: spin-test-host --manifest spin.toml [--listen 127.0.0.1:3000] \
 [--state-dir .spin-test-host] [--variable name=value]... [--runtime-config-file FILE] \
-[--wasm-dir DIR] [--build]";
+[--wasm-dir DIR] [--build] [--max-instance-reuse-count N] \
+[--max-instance-concurrent-reuse-count N]";
 
 struct Args {
     opts: HostOptions,
@@ -31,6 +33,8 @@ fn parse_args() -> Result<Args> {
     let mut wasm_dir = None;
     let mut runtime_config = None;
     let mut build = false;
+    let mut reuse = None;
+    let mut concurrent_reuse = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
@@ -48,6 +52,17 @@ fn parse_args() -> Result<Args> {
                 variables.push((k.to_string(), val.to_string()));
             }
             "--build" => build = true,
+            "--max-instance-reuse-count" => {
+                let n = value("--max-instance-reuse-count")?;
+                reuse = Some(n.parse().context("bad --max-instance-reuse-count")?);
+            }
+            "--max-instance-concurrent-reuse-count" => {
+                let n = value("--max-instance-concurrent-reuse-count")?;
+                concurrent_reuse = Some(
+                    n.parse()
+                        .context("bad --max-instance-concurrent-reuse-count")?,
+                );
+            }
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -62,6 +77,12 @@ fn parse_args() -> Result<Args> {
     opts.variables = variables;
     opts.wasm_dir = wasm_dir;
     opts.runtime_config = runtime_config;
+    if let Some(n) = reuse {
+        opts = opts.max_instance_reuse_count(n);
+    }
+    if let Some(n) = concurrent_reuse {
+        opts = opts.max_instance_concurrent_reuse_count(n);
+    }
     Ok(Args {
         opts,
         listen,

@@ -1,6 +1,7 @@
 //! What the host runs and with which settings: the manifest, app variable overrides, the state
-//! directory, the runtime config and key-value stores, and where the wasm is found. Plain data,
-//! the role of `spin up`'s command line; it does not load or validate anything.
+//! directory, the runtime config and key-value stores, where the wasm is found, and how far
+//! WASIp3 instances are reused. Plain data, the role of `spin up`'s command line; it does not
+//! load or validate anything.
 
 use std::path::PathBuf;
 
@@ -23,7 +24,18 @@ pub struct HostOptions {
     pub key_value_stores: Vec<(String, KeyValueStore)>,
     /// When set, each component's `source` is looked up by file name in this directory.
     pub wasm_dir: Option<PathBuf>,
+    /// `spin up --max-instance-reuse-count`: how many requests one instance of a WASIp3
+    /// component serves before it is dropped (WASIp2 components always get a fresh instance).
+    pub max_instance_reuse_count: usize,
+    /// `spin up --max-instance-concurrent-reuse-count`: how many requests one instance of a
+    /// WASIp3 component serves at the same time.
+    pub max_instance_concurrent_reuse_count: usize,
 }
+
+/// Spin 4's default `--max-instance-reuse-count` for WASIp3 components.
+pub const DEFAULT_MAX_INSTANCE_REUSE_COUNT: usize = 128;
+/// Spin 4's default `--max-instance-concurrent-reuse-count` for WASIp3 components.
+pub const DEFAULT_MAX_INSTANCE_CONCURRENT_REUSE_COUNT: usize = 16;
 
 impl HostOptions {
     pub fn new(manifest: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Self {
@@ -34,7 +46,22 @@ impl HostOptions {
             runtime_config: None,
             key_value_stores: Vec::new(),
             wasm_dir: None,
+            max_instance_reuse_count: DEFAULT_MAX_INSTANCE_REUSE_COUNT,
+            max_instance_concurrent_reuse_count: DEFAULT_MAX_INSTANCE_CONCURRENT_REUSE_COUNT,
         }
+    }
+
+    /// As `spin up --max-instance-reuse-count N` (at least 1; 1 gives every request of a
+    /// WASIp3 component a fresh instance).
+    pub fn max_instance_reuse_count(mut self, n: usize) -> Self {
+        self.max_instance_reuse_count = n;
+        self
+    }
+
+    /// As `spin up --max-instance-concurrent-reuse-count N` (at least 1).
+    pub fn max_instance_concurrent_reuse_count(mut self, n: usize) -> Self {
+        self.max_instance_concurrent_reuse_count = n;
+        self
     }
 
     /// Overrides app variable `name` (as `SPIN_VARIABLE_NAME=value` would).

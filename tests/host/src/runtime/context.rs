@@ -1,5 +1,6 @@
-//! The per-request WASI context every instance starts from: its resource table, a `WasiCtx` with
-//! stdout and stderr captured into the host's [`LogSink`], and a `WasiHttpCtx`.
+//! The WASI context every instance (one request's for p2, several requests' for p3) starts
+//! from: its resource table, a `WasiCtx` with stdout and stderr captured into the host's
+//! [`LogSink`], and a `WasiHttpCtx`.
 //!
 //! Spin gives a component no args, no host environment and no preopened directories unless the
 //! manifest asks (`environment`, `files`), which this project does not use; neither does this.
@@ -11,7 +12,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::logs::LogSink;
 
-/// WASI state for one request's instance.
+/// WASI state for one instance.
 pub struct WasiState {
     pub table: ResourceTable,
     pub wasi: WasiCtx,

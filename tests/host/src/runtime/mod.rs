@@ -4,6 +4,7 @@
 
 pub mod compile;
 pub mod context;
+pub mod error_code;
 pub mod logs;
 
 pub use compile::{componentize, engine, load_component};

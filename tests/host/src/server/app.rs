@@ -1,7 +1,8 @@
 //! The loaded app: every HTTP-triggered component of a manifest compiled and linked, the router,
 //! the shared key-value stores and logs, and the access log. It decides what answers a request:
-//! `/.well-known/spin/health`, Spin's empty 404 for an unmatched path, or the routed component
-//! run in a fresh instance (`invoke.rs`), whose failure before responding is an empty 500.
+//! `/.well-known/spin/health`, Spin's empty 404 for an unmatched path, or the routed component:
+//! a WASIp2 one in a fresh instance (`invoke.rs`), a WASIp3 one in a reused instance of its pool
+//! (`invoke_p3.rs`, `reuse.rs`); a failure before responding is an empty 500.
 //!
 //! Follows Spin's `crates/trigger-http/src/server.rs`: a `Host` that names a `*.spin.internal`
 //! service is dropped; service-chained requests from components arrive through the
@@ -24,9 +25,10 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody as WasiBody;
 use wasmtime_wasi_http::p2::hyper_request_error;
 
-use super::instance::{self, InstanceState};
-use super::invoke;
+use super::instance::{self, InstanceState, Prepared};
+use super::reuse::{InstancePool, ReuseLimits};
 use super::routes::{RouteMatch, Router};
+use super::{invoke, invoke_p3};
 use crate::manifest::Manifest;
 use crate::options::HostOptions;
 use crate::runtime::{self, LogSink};
@@ -36,9 +38,17 @@ use crate::spin::kv::{KvAccess, KvStores};
 use crate::spin::outbound::{ChainTarget, OutboundHooks};
 use crate::spin::variables::{ComponentVariables, ResolvedAppVariables};
 
+/// How a component's requests get an instance.
+enum Handler {
+    /// WASIp2: a fresh instance per request.
+    P2(ProxyPre<InstanceState>),
+    /// WASIp3: reused instances, as Spin 4 does.
+    P3(Arc<InstancePool>),
+}
+
 /// A component ready to serve.
 struct LoadedComponent {
-    pre: ProxyPre<InstanceState>,
+    handler: Handler,
     allowed: Arc<AllowedHosts>,
     kv_allowed: Arc<HashSet<String>>,
     vars: Arc<ComponentVariables>,
@@ -85,6 +95,15 @@ fn empty(status: StatusCode) -> Response<WasiBody> {
 impl App {
     /// Loads the manifest, resolves variables and compiles every HTTP-triggered component.
     pub async fn load(opts: &HostOptions) -> Result<App> {
+        let limits = ReuseLimits {
+            max_instance_reuse_count: opts.max_instance_reuse_count,
+            max_instance_concurrent_reuse_count: opts.max_instance_concurrent_reuse_count,
+        };
+        if limits.max_instance_reuse_count == 0 || limits.max_instance_concurrent_reuse_count == 0 {
+            bail!("the instance reuse counts must be at least 1, got {limits:?}");
+        }
+        let logs = LogSink::new();
+        let running = Arc::<std::sync::atomic::AtomicUsize>::default();
         let manifest = Manifest::load(&opts.manifest)?;
         let app_vars = ResolvedAppVariables::resolve(&manifest.variables, &opts.variables)?;
         let mut stores = match &opts.runtime_config {
@@ -108,8 +127,17 @@ impl App {
             let component = tokio::task::spawn_blocking(move || runtime::load_component(&path))
                 .await
                 .context("component compilation panicked")??;
-            let pre = instance::prepare(&component)
-                .with_context(|| format!("cannot prepare component {id:?}"))?;
+            let handler = match instance::prepare(&component)
+                .with_context(|| format!("cannot prepare component {id:?}"))?
+            {
+                Prepared::P2(pre) => Handler::P2(pre),
+                Prepared::P3(pre) => Handler::P3(InstancePool::new(
+                    pre,
+                    limits,
+                    running.clone(),
+                    logs.clone(),
+                )),
+            };
             let allowed = AllowedHosts::parse(&c.allowed_outbound_hosts, &app_vars)
                 .with_context(|| format!("component {id:?}: invalid allowed_outbound_hosts"))?;
             let vars = ComponentVariables::resolve(id, &c.variables, &app_vars)
@@ -117,7 +145,7 @@ impl App {
             components.insert(
                 id.clone(),
                 LoadedComponent {
-                    pre,
+                    handler,
                     allowed: Arc::new(allowed),
                     kv_allowed: Arc::new(c.key_value_stores.iter().cloned().collect()),
                     vars: Arc::new(vars),
@@ -128,9 +156,9 @@ impl App {
             components,
             router,
             kv,
-            logs: LogSink::new(),
+            logs,
             served: Default::default(),
-            running: Default::default(),
+            running,
         })
     }
 
@@ -244,7 +272,8 @@ impl App {
         }
     }
 
-    /// Runs the routed component in a fresh instance with this component's grants.
+    /// Runs the routed component with its grants: in a fresh instance (p2) or one of its pool's
+    /// (p3).
     async fn execute(
         self: Arc<Self>,
         route_match: RouteMatch,
@@ -255,25 +284,45 @@ impl App {
             .components
             .get(&route_match.component)
             .with_context(|| format!("unknown component {:?}", route_match.component))?;
-        let outbound = OutboundHooks {
-            allowed: component.allowed.clone(),
-            chain: self.clone(),
+        let running = invoke::Running::start(&self.running);
+        let new_state = || {
+            let outbound = OutboundHooks {
+                allowed: component.allowed.clone(),
+                chain: self.clone(),
+            };
+            let kv = KvAccess {
+                allowed: component.kv_allowed.clone(),
+                stores: self.kv.clone(),
+            };
+            InstanceState::new(outbound, kv, component.vars.clone(), &self.logs)
         };
-        let kv = KvAccess {
-            allowed: component.kv_allowed.clone(),
-            stores: self.kv.clone(),
-        };
-        let state = InstanceState::new(outbound, kv, component.vars.clone(), &self.logs);
-        invoke::invoke(
-            &component.pre,
-            state,
-            &route_match,
-            req,
-            client_addr,
-            &self.logs,
-            invoke::Running::start(&self.running),
-        )
-        .await
+        match &component.handler {
+            Handler::P2(pre) => {
+                let state = new_state();
+                invoke::invoke(
+                    pre,
+                    state,
+                    &route_match,
+                    req,
+                    client_addr,
+                    &self.logs,
+                    running,
+                )
+                .await
+            }
+            Handler::P3(pool) => {
+                invoke_p3::invoke(
+                    pool,
+                    new_state,
+                    &route_match,
+                    req,
+                    client_addr,
+                    &self.logs,
+                    running,
+                )
+                .await
+            }
+        }
     }
 }
 

@@ -105,7 +105,7 @@ pub async fn invoke(
 
 /// Sets the guest-visible URI (`http://<authority><path?query>`) and appends the `spin-*`
 /// headers after the client's own.
-fn prepare_request(
+pub(super) fn prepare_request(
     route_match: &RouteMatch,
     req: &mut Request<WasiBody>,
     client_addr: SocketAddr,

@@ -32,10 +32,41 @@ pub trait ChainTarget: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = anyhow::Result<http::Response<HyperOutgoingBody>>> + Send>>;
 }
 
-/// The per-instance wasi:http hooks: policy check, then chaining or the default sender.
+/// The per-instance wasi:http hooks: policy check, then chaining or the default sender. The p2
+/// hook is here; the p3 one (`outbound_p3.rs`) goes through [`OutboundHooks::send`] too.
 pub struct OutboundHooks {
     pub allowed: Arc<AllowedHosts>,
     pub chain: Arc<dyn ChainTarget>,
+}
+
+impl OutboundHooks {
+    /// The one path every outbound request takes, whichever wasi:http version sent it: refused
+    /// unless allowed, served in-process when it names `<id>.spin.internal`, else sent.
+    pub fn send(
+        &self,
+        request: http::Request<HyperOutgoingBody>,
+        config: OutgoingRequestConfig,
+    ) -> impl Future<Output = Result<IncomingResponse, ErrorCode>> + Send + 'static {
+        let allowed = self.allowed.clone();
+        let chain = self.chain.clone();
+        async move {
+            if !allowed.allows_uri(request.uri()) {
+                return Err(ErrorCode::HttpRequestDenied);
+            }
+            let Some(target) = service_chaining_target(request.uri()) else {
+                return wasmtime_wasi_http::p2::default_send_request_handler(request, config).await;
+            };
+            let between_bytes_timeout = config.between_bytes_timeout;
+            match chain.dispatch(target, request).await {
+                Ok(resp) => Ok(IncomingResponse {
+                    resp,
+                    worker: None,
+                    between_bytes_timeout,
+                }),
+                Err(e) => Err(ErrorCode::InternalError(Some(format!("{e:#}")))),
+            }
+        }
+    }
 }
 
 impl WasiHttpHooks for OutboundHooks {
@@ -44,28 +75,14 @@ impl WasiHttpHooks for OutboundHooks {
         request: http::Request<HyperOutgoingBody>,
         config: OutgoingRequestConfig,
     ) -> HttpResult<HostFutureIncomingResponse> {
+        // A refusal is ready at once, as Spin's; anything else runs on its own task.
         if !self.allowed.allows_uri(request.uri()) {
             return Ok(HostFutureIncomingResponse::ready(Ok(Err(
                 ErrorCode::HttpRequestDenied,
             ))));
         }
-        let Some(target) = service_chaining_target(request.uri()) else {
-            return Ok(wasmtime_wasi_http::p2::default_send_request(
-                request, config,
-            ));
-        };
-        let chain = self.chain.clone();
-        let between_bytes_timeout = config.between_bytes_timeout;
-        let handle = wasmtime_wasi::runtime::spawn(async move {
-            Ok(match chain.dispatch(target, request).await {
-                Ok(resp) => Ok(IncomingResponse {
-                    resp,
-                    worker: None,
-                    between_bytes_timeout,
-                }),
-                Err(e) => Err(ErrorCode::InternalError(Some(format!("{e:#}")))),
-            })
-        });
+        let sending = self.send(request, config);
+        let handle = wasmtime_wasi::runtime::spawn(async move { Ok(sending.await) });
         Ok(HostFutureIncomingResponse::pending(handle))
     }
 }

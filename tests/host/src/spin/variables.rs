@@ -1,6 +1,7 @@
-//! `fermyon:spin/variables@2.0.0`: resolution of app variables (override > default, a required
-//! one without a value is a startup error), each component's variables rendered from their
-//! templates at load time, and the guest-facing `variables.get`.
+//! `fermyon:spin/variables@2.0.0` and `spin:variables/variables@3.0.0` (Spin 4's async
+//! version): resolution of app variables (override > default, a required one without a value is
+//! a startup error), each component's variables rendered from their templates at load time, and
+//! the guest-facing `variables.get` of both versions, which answer alike.
 //!
 //! Mirrors spin-expressions (`crates/expressions/src/lib.rs`): the same error variants and
 //! messages for `variables.get` (`invalid-name` for a malformed name, `undefined` for a name the
@@ -10,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{bail, Result};
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{Accessor, HasData, Linker};
 
 use crate::manifest::AppVariable;
 use crate::template::{validate_key, Template};
@@ -23,7 +24,15 @@ mod bindings {
     });
 }
 
+mod bindings_v3 {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "fermyon:spin/variables-v3-host",
+    });
+}
+
 use bindings::fermyon::spin::variables;
+use bindings_v3::spin::variables::variables as variables_v3;
 
 /// App variables with their final values (what Spin's prepared resolver holds).
 #[derive(Debug, Clone, Default)]
@@ -91,11 +100,36 @@ impl ComponentVariables {
     }
 
     /// `variables.get` exactly as Spin answers it.
-    pub fn get(&self, name: &str) -> Result<String, variables::Error> {
-        validate_key(name).map_err(variables::Error::InvalidName)?;
+    pub fn get(&self, name: &str) -> Result<String, GetError> {
+        validate_key(name).map_err(GetError::InvalidName)?;
         self.values.get(name).cloned().ok_or_else(|| {
-            variables::Error::Undefined(format!("no variable for {:?}.{name:?}", self.component_id))
+            GetError::Undefined(format!("no variable for {:?}.{name:?}", self.component_id))
         })
+    }
+}
+
+/// Why `variables.get` failed: the cases both interface versions share.
+#[derive(Debug)]
+pub enum GetError {
+    InvalidName(String),
+    Undefined(String),
+}
+
+impl From<GetError> for variables::Error {
+    fn from(e: GetError) -> Self {
+        match e {
+            GetError::InvalidName(m) => variables::Error::InvalidName(m),
+            GetError::Undefined(m) => variables::Error::Undefined(m),
+        }
+    }
+}
+
+impl From<GetError> for variables_v3::Error {
+    fn from(e: GetError) -> Self {
+        match e {
+            GetError::InvalidName(m) => variables_v3::Error::InvalidName(m),
+            GetError::Undefined(m) => variables_v3::Error::Undefined(m),
+        }
     }
 }
 
@@ -110,16 +144,32 @@ impl HasData for VariablesData {
 
 impl variables::Host for VariablesView<'_> {
     async fn get(&mut self, name: String) -> Result<String, variables::Error> {
-        self.0.get(&name)
+        Ok(self.0.get(&name)?)
     }
 }
 
-/// Links `fermyon:spin/variables` into `linker`; `view` picks the instance's variables.
+impl variables_v3::Host for VariablesView<'_> {}
+
+/// The 3.0.0 `get` is an `async func`: it runs as its own task with access to the store.
+impl variables_v3::HostWithStore for VariablesData {
+    async fn get<T>(
+        accessor: &Accessor<T, Self>,
+        name: String,
+    ) -> Result<String, variables_v3::Error> {
+        Ok(accessor.with(|mut access| access.get().0.get(&name))?)
+    }
+}
+
+/// Links `fermyon:spin/variables@2.0.0` and `spin:variables/variables@3.0.0` into `linker`;
+/// `view` picks the instance's variables.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> VariablesView<'_>,
 ) -> Result<()> {
-    variables::add_to_linker::<T, VariablesData>(linker, view).map_err(|e| anyhow::anyhow!("{e:?}"))
+    variables::add_to_linker::<T, VariablesData>(linker, view)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    variables_v3::add_to_linker::<T, VariablesData>(linker, view)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 #[cfg(test)]
@@ -162,11 +212,11 @@ mod tests {
         assert_eq!(vars.get("api_key").unwrap(), "k-s3");
         assert!(matches!(
             vars.get("secret"),
-            Err(variables::Error::Undefined(m)) if m == "no variable for \"getty\".\"secret\""
+            Err(GetError::Undefined(m)) if m == "no variable for \"getty\".\"secret\""
         ));
         assert!(matches!(
             vars.get("Bad-Name"),
-            Err(variables::Error::InvalidName(_))
+            Err(GetError::InvalidName(_))
         ));
     }
 }

@@ -1,5 +1,5 @@
 //! `fermyon:spin/key-value@2.0.0`: the guest-facing interface and which stores a component may
-//! open. The stores themselves are Spin's two common types, chosen per label by runtime config:
+//! open; [`v3`] is the same over Spin 4's async `spin:key-value/key-value@3.0.0`. The stores themselves are Spin's two common types, chosen per label by runtime config:
 //! SQLite ([`sqlite`], Spin's default `spin` type, table `spin_key_value`) and Redis
 //! ([`redis`]); [`stores`] maps labels to them.
 //!
@@ -13,6 +13,7 @@
 pub mod redis;
 pub mod sqlite;
 pub mod stores;
+mod v3;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -60,12 +61,14 @@ impl HasData for KvData {
     type Data<'a> = KvView<'a>;
 }
 
-/// Links `fermyon:spin/key-value` into `linker`; `view` picks the instance's table and grants.
+/// Links `fermyon:spin/key-value@2.0.0` and `spin:key-value/key-value@3.0.0` into `linker`;
+/// `view` picks the instance's table and grants.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> KvView<'_>,
 ) -> Result<()> {
-    key_value::add_to_linker::<T, KvData>(linker, view).map_err(|e| anyhow::anyhow!("{e:?}"))
+    key_value::add_to_linker::<T, KvData>(linker, view).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    v3::v3::add_to_linker::<T, KvData>(linker, view).map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 fn other(e: impl std::fmt::Display) -> Error {
