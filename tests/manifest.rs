@@ -98,12 +98,20 @@ fn ensures_target(step: &str, target: &str, pinned: &[String]) -> bool {
     step.starts_with("rustup target add") && step.split_whitespace().any(|w| w == target)
 }
 
+/// The two manifests: the default build, and the same app on the Spin 4 native build.
+const MANIFESTS: [&str; 2] = ["spin.toml", "spin4.toml"];
+
 #[test]
 fn every_build_command_ensures_its_wasm_target_first() {
-    let manifest = read_toml("spin.toml");
+    for name in MANIFESTS {
+        build_commands_ensure_their_targets(&read_toml(name));
+    }
+}
+
+fn build_commands_ensure_their_targets(manifest: &toml::Table) {
     let pinned = pinned_targets();
     let mut checked = 0;
-    for (id, component) in components(&manifest) {
+    for (id, component) in components(manifest) {
         let Some(build) = component.get("build").and_then(|b| b.as_table()) else {
             continue;
         };
@@ -132,8 +140,13 @@ fn every_build_command_ensures_its_wasm_target_first() {
 
 #[test]
 fn every_local_wasm_source_is_built_for_the_target_it_is_read_from() {
-    let manifest = read_toml("spin.toml");
-    for (id, component) in components(&manifest) {
+    for name in MANIFESTS {
+        sources_are_built_for_their_targets(&read_toml(name));
+    }
+}
+
+fn sources_are_built_for_their_targets(manifest: &toml::Table) {
+    for (id, component) in components(manifest) {
         let Some(source) = component["source"].as_str() else {
             continue; // a registry or URL source is not built here
         };
@@ -158,10 +171,51 @@ fn every_local_wasm_source_is_built_for_the_target_it_is_read_from() {
 
 #[test]
 fn the_pinned_toolchain_names_the_wasm_target() {
-    assert!(
-        pinned_targets().iter().any(|t| t == "wasm32-wasip1"),
-        "rust-toolchain.toml lists wasm32-wasip1, so `rustup toolchain install` installs it"
-    );
+    for target in ["wasm32-wasip1", "wasm32-wasip2"] {
+        assert!(
+            pinned_targets().iter().any(|t| t == target),
+            "rust-toolchain.toml lists {target}, so `rustup toolchain install` installs it"
+        );
+    }
+}
+
+/// A manifest with every proxy component's wasm and build target written as the default
+/// build's, and the leading comment dropped: what must be equal between the two manifests.
+fn as_default_build(name: &str) -> toml::Table {
+    let text = std::fs::read_to_string(project_file(name)).expect("readable manifest");
+    text.replace(
+        "wasm32-wasip2/release/credential_proxy.wasm",
+        "wasm32-wasip1/release/credential_proxy.wasm",
+    )
+    .replace(
+        "--target wasm32-wasip2 --release -p credential-proxy",
+        "--target wasm32-wasip1 --release -p credential-proxy",
+    )
+    .parse()
+    .expect("valid TOML")
+}
+
+#[test]
+fn spin4_toml_declares_the_same_app_as_spin_toml_on_the_spin4_build() {
+    // Same components, routes, variables, hosts, stores and builds, but for the build target.
+    assert_eq!(as_default_build("spin4.toml"), as_default_build("spin.toml"));
+    let spin4 = read_toml("spin4.toml");
+    let proxies: Vec<_> = components(&spin4)
+        .into_iter()
+        .filter(|(_, c)| {
+            c["source"]
+                .as_str()
+                .is_some_and(|s| s.ends_with("/credential_proxy.wasm"))
+        })
+        .collect();
+    assert!(proxies.len() >= 3, "getty, flotiq and the demo proxy");
+    for (id, component) in proxies {
+        assert_eq!(
+            component["source"].as_str(),
+            Some("target/wasm32-wasip2/release/credential_proxy.wasm"),
+            "component {id} runs the Spin 4 build"
+        );
+    }
 }
 
 /// Fields of Spin 3.0's manifest v2 schema (spinframework/spin v3.0.0,
