@@ -229,3 +229,27 @@ async fn p3_in_process_calls_are_served_too() {
     let v: Value = serde_json::from_slice(resp.body()).unwrap();
     assert_eq!(v["count"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn p3_client_leaving_mid_answer_ends_the_request_and_the_guest_carries_on() {
+    let w = start(|o| o).await;
+    assert_eq!(probe(&w.host, "/probe/count").await["count"], 1);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    // 2000 chunks every 5 ms: 10 s of body, of which the client reads one chunk.
+    let url = w.host.url("/probe/stream/2000");
+    let resp = client.get(url.parse().unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    assert!(first.is_data());
+    drop(body);
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(3), w.host.settled())
+        .await
+        .expect("the request and the guest end once the client is gone");
+    let logs = w.host.logs();
+    assert!(logs.contains("probe-p3-stream-stopped"), "{logs}");
+    // The instance is still good for the next request (`/stream` is not counted).
+    assert_eq!(probe(&w.host, "/probe/count").await["count"], 2, "{logs}");
+}

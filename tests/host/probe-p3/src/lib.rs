@@ -1,21 +1,23 @@
 //! The WASIp3 probe: answers JSON describing what it saw, per path-info. `/count`, `/headers`,
 //! `/var/<name>`, `/kv/<label>/<op>/<key>[/<value>]`, `/kv-race/<label>/<key>/<ms>` (a `get`
 //! the probe gives up on after `ms`), `/fetch/<absolute-url>`, `/print`, `/sleep/<ms>`,
-//! `/after/<ms>` (answers, then works `ms` more), `/fail` (fails before answering),
-//! `/status/<code>`. Test-only; it does not validate its input.
+//! `/after/<ms>` (answers, then works `ms` more), `/stream/<chunks>` (64 KiB every 5 ms, then
+//! says whether the client took them all), `/fail` (fails before answering), `/status/<code>`.
+//! Test-only; it does not validate its input.
 
 use std::pin::pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::future::{select, Either};
+use futures::SinkExt;
 use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Request, StatusCode};
 use spin_sdk::http_service;
 use spin_sdk::key_value::Store;
 use spin_sdk::variables;
 
-/// Requests this instance has seen: grows while the host reuses the instance.
+/// Requests this instance has seen (all but `/stream`): grows while the host reuses it.
 static REQUESTS: AtomicU32 = AtomicU32::new(0);
 /// Requests this instance is serving right now, and the most it ever served at once.
 static IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
@@ -35,7 +37,31 @@ fn header(req: &Request, name: &str) -> String {
 }
 
 #[http_service]
-async fn handle(req: Request) -> impl IntoResponse {
+async fn handle(req: Request) -> spin_sdk::http::Result<spin_sdk::wasip3::http::types::Response> {
+    let response = match header(&req, "spin-path-info").strip_prefix("/stream/") {
+        Some(chunks) => stream(chunks.parse().unwrap_or(1)).into_response(),
+        None => answer(req).await.into_response(),
+    };
+    Ok(response?)
+}
+
+/// A body of `chunks` chunks written after the answer is out, as long as the client reads.
+fn stream(chunks: u32) -> impl IntoResponse {
+    let (mut tx, body) = spin_sdk::http::body::stream::<Vec<u8>>();
+    spin_sdk::wasip3::wit_bindgen::spawn(async move {
+        for _ in 0..chunks {
+            sleep_ms(5).await;
+            if tx.send(vec![b'x'; 65536]).await.is_err() {
+                println!("probe-p3-stream-stopped");
+                return;
+            }
+        }
+        println!("probe-p3-stream-done");
+    });
+    (StatusCode::OK, body)
+}
+
+async fn answer(req: Request) -> (StatusCode, String) {
     let count = REQUESTS.fetch_add(1, Ordering::SeqCst) + 1;
     let path_info = header(&req, "spin-path-info");
     let uri = req.uri().to_string();
@@ -44,7 +70,12 @@ async fn handle(req: Request) -> impl IntoResponse {
         let headers: Vec<(String, String)> = req
             .headers()
             .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         json!({ "uri": uri, "method": req.method().as_str(), "headers": headers, "count": count })
     } else if let Some(name) = path_info.strip_prefix("/var/") {
@@ -121,7 +152,10 @@ async fn kv(rest: &str) -> Value {
 /// proxy bounds its key-value calls.
 async fn kv_race(rest: &str) -> Value {
     let parts: Vec<&str> = rest.splitn(3, '/').collect();
-    let (label, key) = (parts[0].to_string(), parts.get(1).copied().unwrap_or("").to_string());
+    let (label, key) = (
+        parts[0].to_string(),
+        parts.get(1).copied().unwrap_or("").to_string(),
+    );
     let ms: u64 = parts.get(2).and_then(|m| m.parse().ok()).unwrap_or(100);
     let read = pin!(async move {
         let store = Store::open(&label).await?;
