@@ -163,7 +163,7 @@ async fn demo_page_works_end_to_end_in_chromium() {
     ) else {
         return;
     };
-    let wasm = spin_test_host::build_wasm().expect("wasm builds");
+    let wasm = common::wasm_dir();
     let allowed = page_server().await;
     let other = page_server().await;
     let allowed_origin = format!("http://{allowed}");

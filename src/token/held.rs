@@ -15,16 +15,18 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use futures::channel::oneshot;
+use futures::future::{FutureExt, Shared};
 
 use super::cache::cached_token;
-use super::{Token, TokenRecord, TokenSource};
+use super::{Token, TokenRecord};
 use crate::error::Result;
 
 /// How long a held token is used without looking at the store.
 pub const REREAD_AFTER: Duration = Duration::from_secs(3);
 
-type Flight = Shared<LocalBoxFuture<'static, Rc<Result<Token>>>>;
+/// A flight as the requests that wait on it see it: its leader's answer, when it lands.
+type Flight = Shared<oneshot::Receiver<Rc<Result<Token>>>>;
 
 /// One instance's token memory. Not `Sync`: an instance is single-threaded.
 #[derive(Default)]
@@ -57,7 +59,7 @@ impl HeldToken {
     ) -> Result<Token>
     where
         S: FnOnce(Option<TokenRecord>) -> F,
-        F: Future<Output = Result<Token>> + 'static,
+        F: Future<Output = Result<Token>>,
     {
         let now = now_ms();
         let held = {
@@ -91,7 +93,7 @@ impl HeldToken {
     ) -> Result<Token>
     where
         S: FnOnce() -> F,
-        F: Future<Output = Result<Token>> + 'static,
+        F: Future<Output = Result<Token>>,
     {
         self.forget(refused);
         // Another request of this instance already replaced it.
@@ -107,10 +109,13 @@ impl HeldToken {
         }
         let running = self.inner.borrow().flight.clone();
         if let Some(flight) = running {
-            let result = self.land(key, flight, now_ms, false).await;
-            match result {
-                Ok(token) if token.record.access_token != refused.access_token => return Ok(token),
-                _ => self.forget(refused),
+            if let Ok(result) = flight.await {
+                match joined(&result) {
+                    Ok(token) if token.record.access_token != refused.access_token => {
+                        return Ok(token)
+                    }
+                    _ => self.forget(refused),
+                }
             }
         }
         self.fly(key, now_ms, start).await
@@ -132,52 +137,46 @@ impl HeldToken {
     async fn fly<F, S>(&self, key: &str, now_ms: &dyn Fn() -> u64, start: S) -> Result<Token>
     where
         S: FnOnce() -> F,
-        F: Future<Output = Result<Token>> + 'static,
+        F: Future<Output = Result<Token>>,
     {
         let running = self.inner.borrow().flight.clone();
-        let (flight, leader) = match running {
-            Some(flight) => (flight, false),
-            None => {
-                let future = start();
-                let flight = async move { Rc::new(future.await) }.boxed_local().shared();
-                self.inner.borrow_mut().flight = Some(flight.clone());
-                (flight, true)
+        if let Some(flight) = running {
+            if let Ok(result) = flight.await {
+                return joined(&result);
             }
-        };
-        self.land(key, flight, now_ms, leader).await
-    }
-
-    /// Waits for `flight`, keeps its token and ends it. Only the leader reports a fetched token
-    /// as fetched: the others got it from the instance, as they would have from the store.
-    async fn land(
-        &self,
-        key: &str,
-        flight: Flight,
-        now_ms: &dyn Fn() -> u64,
-        leader: bool,
-    ) -> Result<Token> {
-        let result = flight.clone().await;
+            // Its leader went away without an answer: lead one of our own.
+        }
+        let (landed, flight) = oneshot::channel();
+        let flight = flight.shared();
+        self.inner.borrow_mut().flight = Some(flight.clone());
+        // The leader does the I/O on its own task: a runtime call belongs to the task that made
+        // it (WASIp3), so the others wait for a plain message, never for the call itself.
+        let result = start().await;
         {
             let mut inner = self.inner.borrow_mut();
             if inner.flight.as_ref().is_some_and(|f| f.ptr_eq(&flight)) {
                 inner.flight = None;
-                if let Ok(token) = &*result {
-                    inner.held = Some(Held {
-                        key: key.to_string(),
-                        record: token.record.clone(),
-                        read_at_ms: now_ms(),
-                    });
-                }
+            }
+            if let Ok(token) = &result {
+                inner.held = Some(Held {
+                    key: key.to_string(),
+                    record: token.record.clone(),
+                    read_at_ms: now_ms(),
+                });
             }
         }
-        match &*result {
-            Ok(token) if leader => Ok(token.clone()),
-            Ok(token) => Ok(Token {
-                record: token.record.clone(),
-                source: TokenSource::Cached,
-            }),
-            Err(e) => Err(e.clone()),
-        }
+        let result = Rc::new(result);
+        let _ = landed.send(result.clone());
+        Rc::try_unwrap(result).unwrap_or_else(|shared| (*shared).clone())
+    }
+}
+
+/// What a request that joined a flight gets: its token, as one from the instance (only the
+/// leader reports a fetch), or its error.
+fn joined(result: &Result<Token>) -> Result<Token> {
+    match result {
+        Ok(token) => Ok(cached_token(token.record.clone())),
+        Err(e) => Err(e.clone()),
     }
 }
 
@@ -185,6 +184,7 @@ impl HeldToken {
 mod tests {
     use super::*;
     use crate::error::Error;
+    use crate::token::TokenSource;
     use crate::port::block_on;
     use crate::secret::AccessToken;
     use std::cell::Cell;

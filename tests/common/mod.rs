@@ -126,10 +126,40 @@ impl Setup {
     }
 }
 
+/// Whether this test binary runs the suite on the Spin 4 native build: `tests/spin4.rs` includes
+/// every component test file, and each of them asks through here.
+pub fn spin4() -> bool {
+    env!("CARGO_CRATE_NAME") == "spin4"
+}
+
+/// The directory the host finds the app's wasm in: the default build's, or for `spin4()` the
+/// same files with the proxy's Spin 4 build in place of its default one (the demo page and demo
+/// API are default-build components in both manifests).
 pub fn wasm_dir() -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| spin_test_host::build_wasm().expect("building the wasm failed"))
-        .clone()
+    DIR.get_or_init(|| {
+        let default = spin_test_host::build_wasm().expect("building the wasm failed");
+        if !spin4() {
+            return default;
+        }
+        let p3 = spin_test_host::build_wasm_p3().expect("building the Spin 4 wasm failed");
+        let dir = p3.join("spin4-app");
+        std::fs::create_dir_all(&dir).expect("a dir for the Spin 4 app");
+        for entry in std::fs::read_dir(&default).expect("the default build's dir") {
+            let path = entry.expect("a dir entry").path();
+            if path.extension().is_some_and(|e| e == "wasm") {
+                let name = path.file_name().expect("a file name");
+                std::fs::copy(&path, dir.join(name)).expect("copied");
+            }
+        }
+        std::fs::copy(
+            p3.join("credential_proxy.wasm"),
+            dir.join("credential_proxy.wasm"),
+        )
+        .expect("copied");
+        dir
+    })
+    .clone()
 }
 
 pub fn manifest_text(setup: &Setup, upstream: &str, token_url: &str) -> String {

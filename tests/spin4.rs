@@ -1,0 +1,23 @@
+//! The whole component suite against the Spin 4 native build (`wasm32-wasip2`, a WASIp3
+//! component that the test host serves as Spin 4 does, reusing instances). Each file is the
+//! same file the default build's test binary runs; `common::spin4()` tells them apart by this
+//! crate's name. A test whose expectation differs between the builds says so where it asserts.
+
+#[path = "access_log.rs"]
+mod access_log;
+#[path = "browser.rs"]
+mod browser;
+#[path = "fleet.rs"]
+mod fleet;
+#[path = "flotiq_routes.rs"]
+mod flotiq_routes;
+#[path = "hostile.rs"]
+mod hostile;
+#[path = "policy.rs"]
+mod policy;
+#[path = "response_cache.rs"]
+mod response_cache;
+#[path = "streaming.rs"]
+mod streaming;
+#[path = "token_flow.rs"]
+mod token_flow;
