@@ -139,6 +139,7 @@ async fn expires_in_as_string_and_missing_use_the_stated_lifetimes() {
 
     // Drop the record: the next token has no expires_in, so the default lifetime applies.
     app.host.kv_set("default", &key, b"not json");
+    common::after_store_edit().await;
     app.tokens.set_expires_in(ExpiresIn::Absent);
     assert_eq!(app.get("/api/getty/y").await.status, 200);
     let record: serde_json::Value =
@@ -222,6 +223,7 @@ async fn token_endpoint_down_keeps_a_valid_cached_token_working() {
     record["issued_at"] = serde_json::json!(now_unix() - 3600);
     app.host
         .kv_set("default", &key, record.to_string().as_bytes());
+    common::after_store_edit().await;
     app.tokens.set_failure(TokenFailure::Status500);
     let reply = app.get("/api/getty/b").await;
     assert_eq!(reply.status, 200, "the still-valid token is used");
@@ -256,6 +258,7 @@ async fn an_expired_cached_token_is_never_sent() {
     record["expires_at"] = serde_json::json!(now_unix() - 1);
     app.host
         .kv_set("default", &key, record.to_string().as_bytes());
+    common::after_store_edit().await;
     app.tokens.set_failure(TokenFailure::Status500);
     let reply = app.get("/api/getty/b").await;
     reply.assert_error(502, "token_endpoint_failed");

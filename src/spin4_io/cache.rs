@@ -23,12 +23,17 @@ impl SpinResponseCache {
     /// `None` when the cache is off or the request is not a GET.
     pub async fn open(cfg: &Config, forward: &Forward) -> Option<SpinResponseCache> {
         let cache = ResponseCache::for_request(cfg, forward)?;
-        // Unlike the token cache, a label the component may not use is a miss here too: the
-        // token flow (or its absence) decides whether the request fails on it.
-        let store = BoundedStore::open(&cfg.kv_store, "response cache")
-            .await
-            .ok()
-            .flatten();
+        // Any failure is a miss, as in the default build.
+        let store = match BoundedStore::open(&cfg.kv_store).await {
+            Ok(store) => Some(store),
+            Err(why) => {
+                log(&format!(
+                    "response cache unavailable ({}); asking the upstream",
+                    why.describe()
+                ));
+                None
+            }
+        };
         Some(SpinResponseCache { cache, store })
     }
 

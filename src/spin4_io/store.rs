@@ -39,36 +39,61 @@ async fn bounded<T>(
 pub struct BoundedStore(Store);
 
 impl BoundedStore {
-    /// Opens `label`. A label this component was not granted, or one the runtime does not
-    /// define, is the configuration's fault (`config_invalid`), as in the default build. Any
-    /// other failure, a timeout included, is the store's: logged with `what`, and `Ok(None)`.
-    pub async fn open(label: &str, what: &str) -> Result<Option<BoundedStore>> {
+    /// Opens `label`; `Err` says why not, in our own words (a timeout included).
+    pub async fn open(label: &str) -> std::result::Result<BoundedStore, Unopened> {
         let open = pin!(Store::open(label));
         let timer = pin!(spin_sdk::time::sleep(KV_TIMEOUT));
-        let opened = match select(open, timer).await {
-            Either::Left((result, _)) => Some(result),
-            Either::Right(_) => None,
-        };
-        let failure = match opened {
-            Some(Ok(store)) => return Ok(Some(BoundedStore(store))),
-            Some(Err(KvError::AccessDenied)) => {
-                return Err(Error::config(
-                    "kv_store",
-                    "names a store this component may not use: add it to key_value_stores in \
-                     spin.toml",
-                ))
+        match select(open, timer).await {
+            Either::Left((Ok(store), _)) => Ok(BoundedStore(store)),
+            Either::Left((Err(KvError::AccessDenied), _)) => Err(Unopened::NotGranted),
+            Either::Left((Err(KvError::NoSuchStore), _)) => Err(Unopened::NoSuchStore),
+            Either::Left((Err(e), _)) => Err(Unopened::Down(kv_error(&e))),
+            Either::Right(_) => Err(Unopened::Down(format!(
+                "the store did not open within {} s",
+                KV_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// The token cache's store, as the default build opens it: a label this component was not
+    /// granted, or one the runtime does not define, is the configuration's fault
+    /// (`config_invalid`); any other failure is the store's: logged, and `Ok(None)`.
+    pub async fn for_tokens(label: &str) -> Result<Option<BoundedStore>> {
+        match BoundedStore::open(label).await {
+            Ok(store) => Ok(Some(store)),
+            Err(Unopened::NotGranted) => Err(Error::config(
+                "kv_store",
+                "names a store this component may not use: add it to key_value_stores in \
+                 spin.toml",
+            )),
+            Err(Unopened::NoSuchStore) => Err(Error::config(
+                "kv_store",
+                "names a store the runtime does not have: define it in the runtime config",
+            )),
+            Err(Unopened::Down(why)) => {
+                log(&format!(
+                    "token cache unavailable ({why}); fetching tokens without it"
+                ));
+                Ok(None)
             }
-            Some(Err(KvError::NoSuchStore)) => {
-                return Err(Error::config(
-                    "kv_store",
-                    "names a store the runtime does not have: define it in the runtime config",
-                ))
-            }
-            Some(Err(e)) => kv_error(&e),
-            None => format!("the store did not open within {} s", KV_TIMEOUT.as_secs()),
-        };
-        log(&format!("{what} unavailable ({failure})"));
-        Ok(None)
+        }
+    }
+}
+
+/// Why a store did not open.
+pub enum Unopened {
+    NotGranted,
+    NoSuchStore,
+    Down(String),
+}
+
+impl Unopened {
+    pub fn describe(&self) -> &str {
+        match self {
+            Unopened::NotGranted => "access denied",
+            Unopened::NoSuchStore => "no such store",
+            Unopened::Down(why) => why,
+        }
     }
 }
 

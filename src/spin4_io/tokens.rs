@@ -104,7 +104,7 @@ struct Flight {
 impl Flight {
     /// The store (bounded), the lease and the endpoint, through the core's `TokenCache`.
     async fn run(self, need: Need) -> Result<Token> {
-        let store = BoundedStore::open(&self.kv_store, "token cache").await?;
+        let store = BoundedStore::for_tokens(&self.kv_store).await?;
         let endpoint = WasiTokenEndpoint {
             timeout: self.timeout,
         };

@@ -132,6 +132,15 @@ pub fn spin4() -> bool {
     env!("CARGO_CRATE_NAME") == "spin4"
 }
 
+/// Waits until every instance sees a change a test made to the store behind the app's back. The
+/// Spin 4 build holds the token it last read for up to `token::REREAD_AFTER` (3 s) before it
+/// reads the store again, by design; the default build reads the store on every request.
+pub async fn after_store_edit() {
+    if spin4() {
+        tokio::time::sleep(Duration::from_millis(3_100)).await;
+    }
+}
+
 /// The directory the host finds the app's wasm in: the default build's, or for `spin4()` the
 /// same files with the proxy's Spin 4 build in place of its default one (the demo page and demo
 /// API are default-build components in both manifests).
