@@ -21,3 +21,7 @@ mod response_cache;
 mod streaming;
 #[path = "token_flow.rs"]
 mod token_flow;
+
+// Only the Spin 4 build can bound a dead store's wait.
+#[path = "spin4_only/redis_outage.rs"]
+mod redis_outage;

@@ -81,8 +81,8 @@ pub struct App {
     pub variables: Vec<(String, String)>,
     /// Where the `default` key-value store lives (`None`: the SQLite file in the state dir).
     store: Option<KeyValueStore>,
-    /// Kept alive for the app's life: the Redis the store is on.
-    _redis: Option<Arc<RedisServer>>,
+    /// Kept alive for the app's life (or until `stop_redis`): the Redis the store is on.
+    redis: Option<Arc<RedisServer>>,
     replies: Arc<Mutex<Vec<Reply>>>,
 }
 
@@ -137,9 +137,12 @@ pub fn spin4() -> bool {
 /// reads the store again, by design; the default build reads the store on every request.
 pub async fn after_store_edit() {
     if spin4() {
-        tokio::time::sleep(Duration::from_millis(3_100)).await;
+        tokio::time::sleep(REREAD + Duration::from_millis(100)).await;
     }
 }
+
+/// `token::REREAD_AFTER`: how long the Spin 4 build uses a held token before reading the store.
+pub const REREAD: Duration = Duration::from_secs(3);
 
 /// The directory the host finds the app's wasm in: the default build's, or for `spin4()` the
 /// same files with the proxy's Spin 4 build in place of its default one (the demo page and demo
@@ -292,7 +295,7 @@ impl App {
             manifest,
             variables,
             store,
-            _redis: redis,
+            redis,
             replies: Arc::default(),
         }
     }
@@ -310,6 +313,12 @@ impl App {
         )
         .await;
         App { host, ..self }
+    }
+
+    /// Stops the Redis the store is on, as an outage would: the host's key-value calls then wait
+    /// while its client reconnects, as Spin 4.0.2's do.
+    pub fn stop_redis(&mut self) {
+        self.redis = None;
     }
 
     /// Another host of the same app beside this one (a second `spin up`, on another machine):
