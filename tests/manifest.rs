@@ -198,7 +198,10 @@ fn as_default_build(name: &str) -> toml::Table {
 #[test]
 fn spin4_toml_declares_the_same_app_as_spin_toml_on_the_spin4_build() {
     // Same components, routes, variables, hosts, stores and builds, but for the build target.
-    assert_eq!(as_default_build("spin4.toml"), as_default_build("spin.toml"));
+    assert_eq!(
+        as_default_build("spin4.toml"),
+        as_default_build("spin.toml")
+    );
     let spin4 = read_toml("spin4.toml");
     let proxies: Vec<_> = components(&spin4)
         .into_iter()

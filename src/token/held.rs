@@ -184,9 +184,9 @@ fn joined(result: &Result<Token>) -> Result<Token> {
 mod tests {
     use super::*;
     use crate::error::Error;
-    use crate::token::TokenSource;
     use crate::port::block_on;
     use crate::secret::AccessToken;
+    use crate::token::TokenSource;
     use std::cell::Cell;
 
     fn record(token: &str, expires_at: u64) -> TokenRecord {
