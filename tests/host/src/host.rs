@@ -209,6 +209,14 @@ impl SpinHost {
             .expect("write key-value store");
     }
 
+    /// How many key-value `get` calls the guests made so far, on every label, through
+    /// `fermyon:spin/key-value@2.0.0` and `spin:key-value/key-value@3.0.0` alike, failed ones
+    /// included; [`SpinHost::kv_get`] is not counted. The bench divides its growth over a run by
+    /// the run's requests.
+    pub fn kv_reads(&self) -> u64 {
+        self.app.kv.reads()
+    }
+
     /// Makes the key-value calls `failures` names fail on store `label` from now on (with
     /// `error::other`, as a store that is down would); `KvFailures::default()` heals it.
     pub fn fail_key_value(&self, label: &str, failures: KvFailures) {

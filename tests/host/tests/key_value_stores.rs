@@ -107,6 +107,42 @@ async fn default_sqlite_store_answers_a_burst_and_lives_where_spin_keeps_it() {
 }
 
 #[tokio::test]
+async fn kv_reads_counts_the_guests_gets_on_every_label_and_nothing_else() {
+    let wasm = probe_path().await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = SpinHost::start(HostOptions::new(
+        manifest(dir.path(), &wasm),
+        dir.path().join("state"),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(host.kv_reads(), 0);
+    kv(&host, "default", "set/k/v").await;
+    kv(&host, "default", "exists/k").await;
+    kv(&host, "default", "keys").await;
+    host.kv_set("default", "h", b"1");
+    host.kv_get("default", "h");
+    assert_eq!(
+        host.kv_reads(),
+        0,
+        "writes, exists, keys and the host's own calls"
+    );
+    assert_eq!(kv(&host, "default", "get/k").await, "v");
+    assert_eq!(kv(&host, "cache", "get/k").await, Value::Null);
+    host.fail_key_value(
+        "default",
+        KvFailures {
+            get: true,
+            ..KvFailures::default()
+        },
+    );
+    let failed = probe(host.url("/probe/kv/default/get/k")).await.unwrap();
+    assert!(failed.get("err").is_some(), "{failed}");
+    assert_eq!(host.kv_reads(), 3, "two labels, a failed read included");
+    host.shutdown().await;
+}
+
+#[tokio::test]
 async fn runtime_config_puts_a_label_in_its_own_sqlite_file() {
     let probe = probe_path().await;
     let dir = tempfile::tempdir().unwrap();

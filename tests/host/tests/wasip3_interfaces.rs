@@ -88,6 +88,19 @@ async fn p3_key_value_reads_and_writes_the_same_store_as_the_host() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn p3_key_value_gets_are_counted_as_2_0_0_ones_are() {
+    let (host, _dir) = start(|o| o).await;
+    probe(&host, "/probe/kv/default/set/a/1").await;
+    probe(&host, "/probe/kv/default/exists/a").await;
+    host.kv_get("default", "a");
+    assert_eq!(host.kv_reads(), 0);
+    for _ in 0..3 {
+        assert_eq!(probe(&host, "/probe/kv/default/get/a").await["ok"], "1");
+    }
+    assert_eq!(host.kv_reads(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn p3_key_value_refuses_a_label_the_component_may_not_use() {
     let (host, _dir) = start(|o| o).await;
     let denied = probe(&host, "/probe/kv/other/get/a").await;

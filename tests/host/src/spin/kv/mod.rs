@@ -109,6 +109,7 @@ impl key_value::HostStore for KvView<'_> {
     }
 
     async fn get(&mut self, s: Resource<KvStore>, key: String) -> Result<Option<Vec<u8>>, Error> {
+        self.access.stores.count_read();
         self.store(&s, |f| f.get)?
             .get(&key)
             .await

@@ -2,11 +2,12 @@
 //! the host: a label the runtime config (or [`crate::HostOptions::key_value_store`]) names gets
 //! that store; every other label lives in the default SQLite database
 //! `<state_dir>/sqlite_key_value.db`, the file `spin up` uses under `.spin/`. Tests can make a
-//! label's calls fail ([`KvFailures`]), as a store that is down would. It does not check grants
-//! (see `mod.rs`).
+//! label's calls fail ([`KvFailures`]), as a store that is down would; and it counts the guests'
+//! reads ([`KvStores::reads`]), for the bench. It does not check grants (see `mod.rs`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
@@ -53,6 +54,8 @@ pub struct KvStores {
     default_db: OnceCell<SqliteDb>,
     opened: Mutex<HashMap<String, Arc<OnceCell<Store>>>>,
     failures: Mutex<HashMap<String, KvFailures>>,
+    /// Guest `get` calls so far, every label and both interface versions.
+    reads: AtomicU64,
 }
 
 impl KvStores {
@@ -63,7 +66,18 @@ impl KvStores {
             default_db: OnceCell::new(),
             opened: Mutex::default(),
             failures: Mutex::default(),
+            reads: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one guest `get` call, whether or not it then succeeds.
+    pub fn count_read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many `get` calls the guests made so far (the host's own `kv_get` is not one).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// From now on, the calls `failures` names fail on `label`.

@@ -96,6 +96,7 @@ impl v3::HostStoreWithStore for KvData {
         s: Resource<KvStore>,
         key: String,
     ) -> Result<Option<Vec<u8>>, Error> {
+        accessor.with(|mut access| access.get().access.stores.count_read());
         let store = store_of(accessor, &s, |f| f.get)?;
         store.get(&key).await.map_err(other_chain)
     }
