@@ -124,7 +124,7 @@ async fn proxy(cfg: &Config, req: Incoming, head: &RequestHead, out: Outparam, e
         Ok(Plan::Forward(forward)) => forward,
     };
     // A response cache hit needs no token and no outbound request: look before either.
-    let cache = edge::SpinResponseCache::open(cfg, &forward).await;
+    let cache = edge::open_response_cache(cfg, &forward).await;
     if let Some(cache) = &cache {
         if let Some(hit) = cache.lookup().await {
             let answer = answer::cached(hit, cors);

@@ -12,6 +12,10 @@ use std::pin::Pin;
 /// A port's pending answer, borrowing from the port and its arguments.
 pub type Io<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
+/// An answer the port already has: the default build's ports do their work when called and
+/// return this, which keeps a state machine per port out of its size-budgeted wasm.
+pub use std::future::ready;
+
 /// Runs a future to its end on this thread: the unit tests' executor.
 #[cfg(test)]
 pub fn block_on<F: Future>(future: F) -> F::Output {

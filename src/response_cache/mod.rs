@@ -11,9 +11,11 @@
 //! (`spin_io::respond_streaming_kept`); this module never sees a stream, only the bytes.
 
 mod entry;
+mod opened;
 mod policy;
 
 pub use entry::{Entry, RequestKey};
+pub use opened::OpenedCache;
 pub use policy::{keep, Keep, Skip, VARY_ALLOWED};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};

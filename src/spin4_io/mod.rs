@@ -15,16 +15,14 @@ mod store;
 mod tokens;
 
 pub use body::{request_head, RequestBody};
-pub use cache::SpinResponseCache;
+pub use cache::{open_response_cache, SpinResponseCache};
 pub use outbound::{UpstreamResponse, UpstreamSender, WasiTokenEndpoint};
 pub use respond::{respond, respond_streaming_kept, Unsent};
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::channel::oneshot;
 use spin_sdk::variables;
@@ -35,7 +33,7 @@ use crate::decision::Forward;
 use crate::error::{Error, Result};
 use crate::port::Io;
 use crate::retry::{send_with_token, Sent, Tokens};
-use crate::token::Clock;
+use crate::token::{system_now_ms, Clock};
 
 pub use spin_sdk::wasip3::http::types::{ErrorCode, Response as Answered};
 
@@ -114,28 +112,12 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0)
+        system_now_ms()
     }
 
     fn sleep(&self, duration: Duration) -> Io<'_, ()> {
         Box::pin(spin_sdk::time::sleep(duration))
     }
-}
-
-/// A random id for a place in the token lease election (std's `RandomState` draws from wasi's
-/// random source).
-fn unique_id() -> u64 {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    hasher.finish()
 }
 
 /// The component variables, every one the config reads, fetched at once: Spin 4's variables

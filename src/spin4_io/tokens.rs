@@ -8,13 +8,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::store::BoundedStore;
-use super::{log, unique_id, SystemClock, WasiTokenEndpoint};
+use super::{log, SystemClock, WasiTokenEndpoint};
 use crate::config::{Config, TokenConfig};
 use crate::error::Result;
 use crate::port::Io;
 use crate::retry::Tokens;
 use crate::token::{
-    cache_key, Clock, Contender, ContenderId, HeldToken, Token, TokenCache, TokenPorts,
+    cache_key, random_id, Clock, Contender, ContenderId, HeldToken, Token, TokenCache, TokenPorts,
     TokenRecord, TokenStore,
 };
 
@@ -115,7 +115,7 @@ impl Flight {
             log: &log,
         };
         let me = Contender {
-            id: ContenderId::Random(unique_id),
+            id: ContenderId::Random(random_id),
             fetch_timeout: self.timeout,
         };
         let cache = TokenCache::new(&self.cfg, ports, me);

@@ -13,7 +13,7 @@ mod outbound;
 mod request;
 mod respond;
 
-pub use cache::SpinResponseCache;
+pub use cache::{open_response_cache, SpinResponseCache};
 pub use outbound::{UpstreamResponse, UpstreamSender, WasiTokenEndpoint};
 pub use request::{request_head, RequestBody};
 pub use respond::{respond, respond_streaming, respond_streaming_kept, Unsent};
@@ -22,9 +22,7 @@ pub use respond::{respond, respond_streaming, respond_streaming_kept, Unsent};
 pub type Incoming = IncomingRequest;
 pub type Outparam = spin_sdk::wit::wasi::http0_2_0::types::ResponseOutparam;
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use spin_sdk::http::IncomingRequest;
 use spin_sdk::key_value::{self, Store};
@@ -34,9 +32,11 @@ use crate::access_log::{Attempts, Recorded};
 use crate::config::{Config, Variables};
 use crate::decision::Forward;
 use crate::error::{Error, Result};
-use crate::port::Io;
+use crate::port::{ready, Io};
 use crate::retry::{send_with_token, Sent, Tokens};
-use crate::token::{Clock, Contender, ContenderId, TokenCache, TokenPorts, TokenStore};
+use crate::token::{
+    random_id, system_now_ms, Clock, Contender, ContenderId, TokenCache, TokenPorts, TokenStore,
+};
 
 /// Reads the body, builds the token cache on Spin's ports and sends through the core's retry,
 /// counting the upstream calls into `attempts` for the access log. Nothing has been answered
@@ -62,7 +62,7 @@ pub async fn send(
             log: &log,
         };
         let me = Contender {
-            id: ContenderId::Random(unique_id),
+            id: ContenderId::Random(random_id),
             fetch_timeout: cfg.upstream_timeout,
         };
         TokenCache::new(token_cfg, ports, me)
@@ -118,31 +118,13 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0)
+        system_now_ms()
     }
 
     fn sleep(&self, duration: Duration) -> Io<'_, ()> {
-        Box::pin(async move {
-            std::thread::sleep(duration);
-        })
+        std::thread::sleep(duration);
+        Box::pin(ready(()))
     }
-}
-
-/// A random id for this request's place in the token lease election. std seeds `RandomState`
-/// from wasi's `random_get`, so this needs no extra dependency; the time is mixed in for good
-/// measure.
-fn unique_id() -> u64 {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    hasher.finish()
 }
 
 /// Spin's component variables. An empty value counts as unset, which is what a template over an
@@ -199,15 +181,15 @@ impl KvTokenStore {
 
 impl TokenStore for KvTokenStore {
     fn get<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<Option<Vec<u8>>, String>> {
-        Box::pin(async move { self.0.get(key).map_err(|e| kv_error(&e)) })
+        Box::pin(ready(self.0.get(key).map_err(|e| kv_error(&e))))
     }
 
     fn set<'a>(&'a self, key: &'a str, value: &'a [u8]) -> Io<'a, std::result::Result<(), String>> {
-        Box::pin(async move { self.0.set(key, value).map_err(|e| kv_error(&e)) })
+        Box::pin(ready(self.0.set(key, value).map_err(|e| kv_error(&e))))
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> Io<'a, std::result::Result<(), String>> {
-        Box::pin(async move { self.0.delete(key).map_err(|e| kv_error(&e)) })
+        Box::pin(ready(self.0.delete(key).map_err(|e| kv_error(&e))))
     }
 }
 

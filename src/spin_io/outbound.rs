@@ -22,7 +22,7 @@ use super::request::{read_up_to, Read, RequestBody, CHUNK};
 use crate::answer::ResponseHead;
 use crate::decision::Forward;
 use crate::error::{Error, Failure, Result, Target};
-use crate::port::Io;
+use crate::port::{ready, Io};
 use crate::retry::Upstream;
 use crate::token::{TokenEndpoint, TokenRequest};
 
@@ -43,6 +43,63 @@ pub struct UpstreamSender<'a> {
     pub max_body_bytes: u64,
 }
 
+impl UpstreamSender<'_> {
+    fn send_now(&mut self, authorization: Option<&HeaderValue>) -> Result<UpstreamResponse> {
+        let mut headers = self.forward.headers.clone();
+        if let Some(value) = authorization {
+            headers.append(http::header::AUTHORIZATION, value.clone());
+        }
+        // A streamed body is spent after one attempt; `retry` only calls again when replayable.
+        let body = self
+            .body
+            .take()
+            .ok_or_else(|| internal("the request body was already sent"))?;
+        if let RequestBody::Buffered(bytes) = &body {
+            // A client that sent its body chunked still gets a plain length upstream: the
+            // whole body is in hand, and some APIs refuse chunked uploads.
+            if !headers.contains_key(CONTENT_LENGTH) {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            }
+        }
+        let url = self.forward.target.url();
+        let request = outgoing(&self.forward.method, url, &headers, Target::Upstream)?;
+        // An empty body is never opened: wasi:http then sends none at all, instead of an empty
+        // chunked body that some servers refuse on a GET.
+        let out_body = match body {
+            RequestBody::Empty => None,
+            _ => Some(request.body().map_err(|_| internal("no outgoing body"))?),
+        };
+        let pending = outgoing_handler::handle(request, Some(options(self.timeout_ns)))
+            .map_err(|e| outbound_error(Target::Upstream, &e, url))?;
+        let written = match (&body, out_body) {
+            (RequestBody::Buffered(bytes), Some(out)) => {
+                write_body(out, bytes, None, self.max_body_bytes)
+            }
+            (RequestBody::Streaming { prefix, stream, .. }, Some(out)) => {
+                write_body(out, prefix, Some(stream), self.max_body_bytes)
+            }
+            _ => Ok(()),
+        };
+        // A body in memory stays for a possible second attempt; a streamed one is spent, and
+        // leaving `self.body` empty makes the request no longer replayable.
+        if body.can_replay() {
+            self.body = Some(body);
+        }
+        written?;
+        let incoming = wait(pending, url, Target::Upstream)?;
+        let status = StatusCode::from_u16(incoming.status()).map_err(|_| {
+            Error::upstream(Failure::failed("it answered with an invalid status code"))
+        })?;
+        let headers = headers_in(incoming.headers().entries()).map_err(|_| {
+            Error::upstream(Failure::failed("it sent a header that cannot be passed on"))
+        })?;
+        Ok(UpstreamResponse {
+            head: ResponseHead { status, headers },
+            incoming,
+        })
+    }
+}
+
 impl Upstream for UpstreamSender<'_> {
     type Response = UpstreamResponse;
 
@@ -50,60 +107,7 @@ impl Upstream for UpstreamSender<'_> {
         &'a mut self,
         authorization: Option<&'a HeaderValue>,
     ) -> Io<'a, Result<UpstreamResponse>> {
-        Box::pin(async move {
-            let mut headers = self.forward.headers.clone();
-            if let Some(value) = authorization {
-                headers.append(http::header::AUTHORIZATION, value.clone());
-            }
-            // A streamed body is spent after one attempt; `retry` only calls again when replayable.
-            let body = self
-                .body
-                .take()
-                .ok_or_else(|| internal("the request body was already sent"))?;
-            if let RequestBody::Buffered(bytes) = &body {
-                // A client that sent its body chunked still gets a plain length upstream: the
-                // whole body is in hand, and some APIs refuse chunked uploads.
-                if !headers.contains_key(CONTENT_LENGTH) {
-                    headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-                }
-            }
-            let url = self.forward.target.url();
-            let request = outgoing(&self.forward.method, url, &headers, Target::Upstream)?;
-            // An empty body is never opened: wasi:http then sends none at all, instead of an empty
-            // chunked body that some servers refuse on a GET.
-            let out_body = match body {
-                RequestBody::Empty => None,
-                _ => Some(request.body().map_err(|_| internal("no outgoing body"))?),
-            };
-            let pending = outgoing_handler::handle(request, Some(options(self.timeout_ns)))
-                .map_err(|e| outbound_error(Target::Upstream, &e, url))?;
-            let written = match (&body, out_body) {
-                (RequestBody::Buffered(bytes), Some(out)) => {
-                    write_body(out, bytes, None, self.max_body_bytes)
-                }
-                (RequestBody::Streaming { prefix, stream, .. }, Some(out)) => {
-                    write_body(out, prefix, Some(stream), self.max_body_bytes)
-                }
-                _ => Ok(()),
-            };
-            // A body in memory stays for a possible second attempt; a streamed one is spent, and
-            // leaving `self.body` empty makes the request no longer replayable.
-            if body.can_replay() {
-                self.body = Some(body);
-            }
-            written?;
-            let incoming = wait(pending, url, Target::Upstream)?;
-            let status = StatusCode::from_u16(incoming.status()).map_err(|_| {
-                Error::upstream(Failure::failed("it answered with an invalid status code"))
-            })?;
-            let headers = headers_in(incoming.headers().entries()).map_err(|_| {
-                Error::upstream(Failure::failed("it sent a header that cannot be passed on"))
-            })?;
-            Ok(UpstreamResponse {
-                head: ResponseHead { status, headers },
-                incoming,
-            })
-        })
+        Box::pin(ready(self.send_now(authorization)))
     }
 
     fn status(response: &UpstreamResponse) -> StatusCode {
@@ -120,42 +124,46 @@ pub struct WasiTokenEndpoint {
     pub timeout_ns: u64,
 }
 
+impl WasiTokenEndpoint {
+    fn send_now(&self, req: &TokenRequest) -> Result<(u16, Vec<u8>)> {
+        let target = Target::TokenEndpoint;
+        let mut headers = req.headers.clone();
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(req.body.len()));
+        let request = outgoing(&Method::POST, &req.url, &headers, target)?;
+        let out_body = request.body().map_err(|_| internal("no outgoing body"))?;
+        let options = options(self.timeout_ns);
+        // The reply is read whole, so a token endpoint that stalls mid-body must time out too.
+        let _ = options.set_between_bytes_timeout(Some(self.timeout_ns));
+        let pending = outgoing_handler::handle(request, Some(options))
+            .map_err(|e| outbound_error(target, &e, &req.url))?;
+        write_body(out_body, &req.body, None, u64::MAX)
+            .map_err(|_| Error::token_endpoint("it stopped reading the token request"))?;
+        let response = wait(pending, &req.url, target)?;
+        let status = response.status();
+        let body = response
+            .consume()
+            .map_err(|_| internal("token reply body already taken"))?;
+        let stream = body
+            .stream()
+            .map_err(|_| internal("token reply stream already taken"))?;
+        let bytes = match read_up_to(&stream, TOKEN_REPLY_LIMIT) {
+            Ok(Read::Whole(bytes)) => bytes,
+            Ok(Read::Over(_)) => {
+                return Err(Error::token_endpoint(
+                    "its reply is too large to be a token response",
+                ))
+            }
+            Err(()) => return Err(Error::token_endpoint("its reply broke off")),
+        };
+        drop(stream);
+        drop(body);
+        Ok((status, bytes))
+    }
+}
+
 impl TokenEndpoint for WasiTokenEndpoint {
     fn send<'a>(&'a self, req: &'a TokenRequest) -> Io<'a, Result<(u16, Vec<u8>)>> {
-        Box::pin(async move {
-            let target = Target::TokenEndpoint;
-            let mut headers = req.headers.clone();
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(req.body.len()));
-            let request = outgoing(&Method::POST, &req.url, &headers, target)?;
-            let out_body = request.body().map_err(|_| internal("no outgoing body"))?;
-            let options = options(self.timeout_ns);
-            // The reply is read whole, so a token endpoint that stalls mid-body must time out too.
-            let _ = options.set_between_bytes_timeout(Some(self.timeout_ns));
-            let pending = outgoing_handler::handle(request, Some(options))
-                .map_err(|e| outbound_error(target, &e, &req.url))?;
-            write_body(out_body, &req.body, None, u64::MAX)
-                .map_err(|_| Error::token_endpoint("it stopped reading the token request"))?;
-            let response = wait(pending, &req.url, target)?;
-            let status = response.status();
-            let body = response
-                .consume()
-                .map_err(|_| internal("token reply body already taken"))?;
-            let stream = body
-                .stream()
-                .map_err(|_| internal("token reply stream already taken"))?;
-            let bytes = match read_up_to(&stream, TOKEN_REPLY_LIMIT) {
-                Ok(Read::Whole(bytes)) => bytes,
-                Ok(Read::Over(_)) => {
-                    return Err(Error::token_endpoint(
-                        "its reply is too large to be a token response",
-                    ))
-                }
-                Err(()) => return Err(Error::token_endpoint("its reply broke off")),
-            };
-            drop(stream);
-            drop(body);
-            Ok((status, bytes))
-        })
+        Box::pin(ready(self.send_now(req)))
     }
 }
 

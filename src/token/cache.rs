@@ -10,7 +10,9 @@
 //! upstream and does not decide on retries (`retry` does).
 
 use std::cell::OnceCell;
-use std::time::Duration;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{parse_token_reply, token_request, Token, TokenEndpoint, TokenRecord, TokenSource};
 use crate::config::TokenConfig;
@@ -38,6 +40,29 @@ pub trait Clock {
     fn now(&self) -> u64 {
         self.now_ms() / 1000
     }
+}
+
+/// Unix milliseconds from std's wall clock (wasi:clocks in both builds): what each edge's clock
+/// reads.
+pub fn system_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A random id for a request's place in the lease election. std seeds `RandomState` from the
+/// system's random source (wasi's `random_get` in both builds), so this needs no extra
+/// dependency; the time is mixed in for good measure.
+pub fn random_id() -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.finish()
 }
 
 /// The I/O a [`TokenCache`] runs on.

@@ -14,7 +14,8 @@ mod held;
 mod record;
 
 pub use cache::{
-    cache_key, lease_key, Clock, Contender, ContenderId, TokenCache, TokenPorts, TokenStore,
+    cache_key, lease_key, random_id, system_now_ms, Clock, Contender, ContenderId, TokenCache,
+    TokenPorts, TokenStore,
 };
 pub use endpoint::{parse_token_reply, token_request, TokenEndpoint, TokenRequest};
 pub use held::{HeldToken, REREAD_AFTER};
