@@ -77,6 +77,16 @@ impl LoadResult {
         }
     }
 
+    /// Requests answered 200 per second of the runs' wall time.
+    pub fn rps(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Requests sent: answered 200 or counted as errors.
+    pub fn sent(&self) -> usize {
+        self.latencies.len() + self.errors
+    }
+
     fn error(&mut self, message: String) {
         self.errors += 1;
         self.first_error.get_or_insert(message);

@@ -52,6 +52,11 @@ setting = "a-variable-value"
         Ok(KvProbe { host, _dir: dir })
     }
 
+    /// The host serving the probe, whose key-value reads the bench counts.
+    pub fn host(&self) -> &SpinHost {
+        &self.host
+    }
+
     /// A request the probe answers without the key-value store.
     pub fn no_read(&self) -> Target {
         self.target("/probe/noop")

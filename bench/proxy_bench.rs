@@ -9,17 +9,20 @@
 mod app;
 mod burst;
 mod load;
+mod options;
 mod probe;
 mod report;
+mod spin4;
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use app::Proxy;
 use load::{LoadResult, Target};
+use options::{Options, USAGE};
 use report::{ColdStart, Results, Scenario, StartTimes, Streaming};
+use spin_test_host::SpinHost;
 
 const WASM: &str = "credential_proxy.wasm";
 /// Where the test host keeps compiled components, next to the wasm (tests/host/src/runtime.rs).
@@ -32,88 +35,31 @@ const SMALL_UNIQUE: &str = "/search/images?phrase=cat&n={unique}";
 const CACHE_TTL_SECS: u64 = 3600;
 /// The streamed answer: 100 MiB from the mock upstream's `__large` endpoint.
 const STREAM_BYTES: u64 = 100 * 1024 * 1024;
-/// Upper bounds that keep a mistyped argument from running for hours.
-/// The mock upstream records every request it gets, so the count is kept moderate.
-const MAX_REQUESTS: usize = 100_000;
-const MAX_CONCURRENCY: usize = 256;
-const MAX_ROUNDS: usize = 20;
 /// A load run stops taking new requests after this long.
 const RUN_BUDGET: Duration = Duration::from_secs(180);
 const STREAM_TIMEOUT: Duration = Duration::from_secs(300);
 const FIRST_200_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest wait for a host's guests to finish their work after a run, before its key-value reads
+/// are counted (below `SpinHost::settled`'s own 10 s, after which it panics).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C] [--rounds R] [--baseline-wasm PATH] [--access-log on|off] [--burst N]
-  --requests N            requests per load scenario (default 2000, at most 100000)
-  --concurrency C         keep-alive connections sending at once (default 8, at most 256)
-  --rounds R              split each scenario's requests into R rounds run round-robin over all
-                          scenarios, so a change in the machine's load hits every scenario alike
-                          (default 1, at most 20)
-  --access-log on|off     the proxies' access_log variable (default on, as in the product)
-  --baseline-wasm PATH    also run (b) and (c) against this credential_proxy.wasm (e.g. an older
-                          commit's build), interleaved with the current one, in the same run
-  --burst N               instead of the usual scenarios, only the cold-cache burst: N requests at
-                          concurrency C to a fresh proxy with the token flow on (bench/burst.rs)";
-
-struct Options {
-    requests: usize,
-    concurrency: usize,
-    rounds: usize,
-    baseline_wasm: Option<std::path::PathBuf>,
-    /// Requests of the cold-cache burst; 0 runs the usual scenarios instead.
-    burst: usize,
+/// One load scenario to run: where its requests go, and the host whose guests' key-value reads
+/// it counts (none for the bare upstream).
+struct Planned<'a> {
+    label: &'static str,
+    name: &'static str,
+    target: Target,
+    host: Option<&'a SpinHost>,
 }
 
-impl Options {
-    fn parse(args: impl IntoIterator<Item = String>) -> Result<Options> {
-        let mut options = Options {
-            requests: 2000,
-            concurrency: 8,
-            rounds: 1,
-            baseline_wasm: None,
-            burst: 0,
-        };
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((name, value)) => (name.to_string(), Some(value.to_string())),
-                None => (arg, None),
-            };
-            if name == "--access-log" {
-                match inline.or_else(|| args.next()).as_deref() {
-                    Some("off") => app::ACCESS_LOG_OFF.store(true, Ordering::Relaxed),
-                    Some("on") => app::ACCESS_LOG_OFF.store(false, Ordering::Relaxed),
-                    other => bail!("--access-log takes on or off, not {other:?}"),
-                }
-                continue;
-            }
-            if name == "--baseline-wasm" {
-                let path = inline
-                    .or_else(|| args.next())
-                    .with_context(|| format!("{name} needs a path"))?;
-                options.baseline_wasm = Some(path.into());
-                continue;
-            }
-            let (slot, max) = match name.as_str() {
-                "--requests" => (&mut options.requests, MAX_REQUESTS),
-                "--concurrency" => (&mut options.concurrency, MAX_CONCURRENCY),
-                "--rounds" => (&mut options.rounds, MAX_ROUNDS),
-                "--burst" => (&mut options.burst, MAX_REQUESTS),
-                _ => bail!("unknown argument {name}"),
-            };
-            let value = inline
-                .or_else(|| args.next())
-                .with_context(|| format!("{name} needs a value"))?;
-            *slot = match value.parse() {
-                Ok(n) if (1..=max).contains(&n) => n,
-                _ => bail!("{name} must be a whole number from 1 to {max}, not {value:?}"),
-            };
+impl<'a> Planned<'a> {
+    fn new(label: &'static str, name: &'static str, target: Target, host: &'a SpinHost) -> Self {
+        Planned {
+            label,
+            name,
+            target,
+            host: Some(host),
         }
-        Ok(options)
-    }
-
-    /// Warm-up requests per scenario, not counted: a few per connection.
-    fn warmup(&self) -> usize {
-        (self.concurrency * 5).min(self.requests)
     }
 }
 
@@ -140,6 +86,13 @@ async fn main() {
 async fn run(options: &Options) -> Result<()> {
     eprintln!("building credential_proxy.wasm (cargo, release, wasm32-wasip1)...");
     let wasm_dir = spin_test_host::build_wasm()?;
+    // Built up front, so no compile overlaps a measurement.
+    let spin4_dir = if options.spin4 && options.burst == 0 {
+        eprintln!("building credential_proxy.wasm (cargo, release, wasm32-wasip2: Spin 4)...");
+        Some(spin_test_host::build_wasm_p3()?)
+    } else {
+        None
+    };
     if options.burst > 0 {
         eprintln!(
             "cold-cache burst: {} requests at concurrency {}...",
@@ -172,8 +125,8 @@ async fn run(options: &Options) -> Result<()> {
     eprintln!("streaming {} MiB...", STREAM_BYTES >> 20);
     let stream = streaming(&with_token).await?;
 
-    // 1. Latency and throughput; with a baseline wasm, its runs interleave with ours so both
-    // see the same machine load.
+    // 1. Latency and throughput; with a baseline wasm or the Spin 4 build, their runs interleave
+    // with ours so every build sees the same machine load.
     let key_only = Proxy::start(cached_dir.path(), false).await?;
     let baseline_dir = tempfile::tempdir()?;
     let baseline = match &options.baseline_wasm {
@@ -190,77 +143,119 @@ async fn run(options: &Options) -> Result<()> {
         }
         None => None,
     };
-    // With a baseline, both builds' token scenarios run on hosts set up the same way (fresh,
-    // first request answered), and in the order b0, b, c, c0, so neither build always goes
-    // first: a calibration run with the same wasm on both sides showed the slot that runs
-    // first, and a host that has not streamed 100 MiB, measuring up to a third faster.
-    let token_proxy = match &baseline {
-        Some(_) => {
-            let fresh = Proxy::start(cached_dir.path(), true).await?;
-            first_200(&fresh.target(SMALL)).await?;
-            Some(fresh)
+    let spin4 = match &spin4_dir {
+        Some(dir) => {
+            eprintln!("the Spin 4 build: compiling...");
+            let spin4 = spin4::Spin4::start(dir).await?;
+            first_200(&spin4.key_only.target(SMALL)).await?;
+            first_200(&spin4.with_token.target(SMALL)).await?;
+            Some(spin4)
         }
         None => None,
     };
+    // With another build, every build's token scenario runs on a host set up the same way
+    // (fresh, first request answered), and in the order b0, b, b4, c4, c, c0, so no build always
+    // goes first: a calibration run with the same wasm on both sides showed the slot that runs
+    // first, and a host that has not streamed 100 MiB, measuring up to a third faster.
+    let token_proxy = if baseline.is_some() || spin4.is_some() {
+        let fresh = Proxy::start(cached_dir.path(), true).await?;
+        first_200(&fresh.target(SMALL)).await?;
+        Some(fresh)
+    } else {
+        None
+    };
     let token_proxy_ref = token_proxy.as_ref().unwrap_or(&with_token);
-    let mut scenarios = vec![(
-        "(a)",
-        "direct to the mock upstream",
-        key_only.direct_target(SMALL),
-    )];
+    let mut scenarios = vec![Planned {
+        label: "(a)",
+        name: "direct to the mock upstream",
+        target: key_only.direct_target(SMALL),
+        host: None,
+    }];
     if let Some((_, _, base_key, _)) = &baseline {
-        scenarios.push((
+        scenarios.push(Planned::new(
             "(b0)",
             "baseline wasm: proxy, static key",
             base_key.target(SMALL),
+            &base_key.host,
         ));
     }
-    scenarios.push(("(b)", "proxy, static key", key_only.target(SMALL)));
-    scenarios.push((
+    scenarios.push(Planned::new(
+        "(b)",
+        "proxy, static key",
+        key_only.target(SMALL),
+        &key_only.host,
+    ));
+    if let Some(spin4) = &spin4 {
+        scenarios.push(Planned::new(
+            "(b4)",
+            "Spin 4 build: proxy, static key",
+            spin4.key_only.target(SMALL),
+            &spin4.key_only.host,
+        ));
+        scenarios.push(Planned::new(
+            "(c4)",
+            "Spin 4 build: proxy, key + cached OAuth token",
+            spin4.with_token.target(SMALL),
+            &spin4.with_token.host,
+        ));
+    }
+    scenarios.push(Planned::new(
         "(c)",
         "proxy, key + cached OAuth token",
         token_proxy_ref.target(SMALL),
+        &token_proxy_ref.host,
     ));
     if let Some((_, _, _, base_token)) = &baseline {
-        scenarios.push((
+        scenarios.push(Planned::new(
             "(c0)",
             "baseline wasm: proxy, key + cached OAuth token",
             base_token.target(SMALL),
+            &base_token.host,
         ));
     }
     // The yardstick for (c) minus (b): what one raw key-value read adds to a request of a tiny
     // component, in this run.
     let kv_probe = probe::KvProbe::start().await?;
     first_200(&kv_probe.one_read()).await?;
-    scenarios.push(("(k0)", "tiny component, no key-value", kv_probe.no_read()));
-    scenarios.push((
+    scenarios.push(Planned::new(
+        "(k0)",
+        "tiny component, no key-value",
+        kv_probe.no_read(),
+        kv_probe.host(),
+    ));
+    scenarios.push(Planned::new(
         "(k1)",
         "tiny component, one key-value read",
         kv_probe.one_read(),
+        kv_probe.host(),
     ));
-    scenarios.push((
+    scenarios.push(Planned::new(
         "(v6)",
         "tiny component, six variable reads",
         kv_probe.six_variables(),
+        kv_probe.host(),
     ));
     // The response cache (key + token, as (c)): (d) asks for one URL, so every request after the
     // first is a hit; (e) asks for a new URL each time, so every request is a miss that is
     // stored (one key-value write each).
     let caching = Proxy::start_with_cache(cached_dir.path(), true, Some(CACHE_TTL_SECS)).await?;
     first_200(&caching.target(SMALL)).await?;
-    scenarios.push((
+    scenarios.push(Planned::new(
         "(d)",
         "proxy, key + token, response cache hit",
         caching.target(SMALL),
+        &caching.host,
     ));
-    scenarios.push((
+    scenarios.push(Planned::new(
         "(e)",
         "proxy, key + token, response cache miss (stored)",
         caching.target(SMALL_UNIQUE),
+        &caching.host,
     ));
     let mut results: Vec<Scenario> = Vec::new();
     for round in 0..options.rounds {
-        for (label, name, target) in &scenarios {
+        for planned in &scenarios {
+            let (label, name) = (planned.label, planned.name);
             let requests = options.requests / options.rounds
                 + usize::from(round < options.requests % options.rounds);
             eprintln!(
@@ -268,18 +263,20 @@ async fn run(options: &Options) -> Result<()> {
                 round + 1,
                 options.rounds
             );
-            let result = load_scenario(target, requests, options).await;
+            let (result, kv_reads) = load_scenario(planned, requests, options).await;
             let rss_after = spin_test_host::mock::current_rss_bytes();
-            match results.iter_mut().find(|s| s.label == *label) {
+            match results.iter_mut().find(|s| s.label == label) {
                 Some(scenario) => {
                     scenario.result.absorb(result);
                     scenario.rss_after = rss_after;
+                    scenario.kv_reads = scenario.kv_reads.zip(kv_reads).map(|(a, b)| a + b);
                 }
                 None => results.push(Scenario {
                     label,
                     name,
                     result,
                     rss_after,
+                    kv_reads,
                 }),
             }
         }
@@ -302,6 +299,10 @@ async fn run(options: &Options) -> Result<()> {
         baseline: baseline
             .as_ref()
             .map(|(path, size, _, _)| (path.clone(), *size)),
+        spin4: spin4.as_ref().map(|spin4| spin4::Summary {
+            wasm_size: spin4.wasm_size,
+            token_calls: spin4.with_token.tokens.calls(),
+        }),
     });
     println!("{report}");
     let out = spin_test_host::project_root()
@@ -320,6 +321,9 @@ async fn run(options: &Options) -> Result<()> {
     if let Some((_, _, base_key, base_token)) = baseline {
         base_key.shutdown().await;
         base_token.shutdown().await;
+    }
+    if let Some(spin4) = spin4 {
+        spin4.shutdown().await;
     }
     Ok(())
 }
@@ -351,11 +355,38 @@ async fn measure_start(proxy: &Proxy) -> Result<StartTimes> {
     })
 }
 
-async fn load_scenario(target: &Target, requests: usize, options: &Options) -> LoadResult {
+/// Warms a scenario up, then measures `requests` of it, and counts its host's key-value reads
+/// over the measured requests alone (their work after the answer included).
+async fn load_scenario(
+    planned: &Planned<'_>,
+    requests: usize,
+    options: &Options,
+) -> (LoadResult, Option<u64>) {
     let deadline = Instant::now() + RUN_BUDGET;
-    load::run(target, options.warmup(), options.concurrency, deadline).await;
+    load::run(
+        &planned.target,
+        options.warmup(),
+        options.concurrency,
+        deadline,
+    )
+    .await;
+    let before = match planned.host {
+        Some(host) => Some(settled_reads(host).await),
+        None => None,
+    };
     let deadline = Instant::now() + RUN_BUDGET;
-    load::run(target, requests, options.concurrency, deadline).await
+    let result = load::run(&planned.target, requests, options.concurrency, deadline).await;
+    let reads = match (planned.host, before) {
+        (Some(host), Some(before)) => Some(settled_reads(host).await.saturating_sub(before)),
+        _ => None,
+    };
+    (result, reads)
+}
+
+/// The host's key-value reads so far, once its guests are done (or `SETTLE_TIMEOUT` passed).
+async fn settled_reads(host: &SpinHost) -> u64 {
+    let _ = tokio::time::timeout(SETTLE_TIMEOUT, host.settled()).await;
+    host.kv_reads()
 }
 
 /// Time until the first request is answered 200, retrying until `FIRST_200_TIMEOUT`.

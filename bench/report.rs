@@ -16,6 +16,9 @@ pub struct Scenario {
     /// The process's resident size right after the run: steady growth across runs would be a
     /// leak in the host or the mocks.
     pub rss_after: u64,
+    /// The guests' key-value `get` calls on the scenario's host over its measured requests, all
+    /// rounds; `None` for a scenario without a host, (a).
+    pub kv_reads: Option<u64>,
 }
 
 pub struct StartTimes {
@@ -54,6 +57,8 @@ pub struct Results {
     pub cold: ColdStart,
     /// With `--baseline-wasm`: its path and size; its scenarios are labelled `(b0)`, `(c0)`.
     pub baseline: Option<(String, u64)>,
+    /// With the Spin 4 build (the default): its scenarios are labelled `(b4)`, `(c4)`.
+    pub spin4: Option<crate::spin4::Summary>,
 }
 
 /// The report as markdown.
@@ -80,9 +85,9 @@ pub fn markdown(run: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "| scenario | ok | errors | connections | req/s | p50 ms | p95 ms | p99 ms | RSS after |"
+        "| scenario | ok | errors | connections | req/s | p50 ms | p95 ms | p99 ms | key-value reads per request | RSS after |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut p50s = Vec::new();
     for s in results {
         let r = &s.result;
@@ -95,7 +100,7 @@ pub fn markdown(run: &Results) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} {} | {} | {} | {} | {rps:.0} | {} | {} | {} | {} |",
+            "| {} {} | {} | {} | {} | {rps:.0} | {} | {} | {} | {} | {} |",
             s.label,
             s.name,
             r.latencies.len(),
@@ -104,6 +109,7 @@ pub fn markdown(run: &Results) -> String {
             cell(|p| p.p50),
             cell(|p| p.p95),
             cell(|p| p.p99),
+            reads_per_request(s).map_or("-".into(), |r| format!("{r:.3}")),
             mib(s.rss_after),
         );
     }
@@ -137,6 +143,9 @@ pub fn markdown(run: &Results) -> String {
         "\nToken endpoint calls for (c)'s proxy, cold-start request, warm-up and run included: \
          **{token_calls}**."
     );
+    if let Some(spin4) = &run.spin4 {
+        out.push_str(&crate::spin4::comparison(results, spin4));
+    }
     out.push_str(&token_path_in_reads(results));
     for s in results {
         if let Some(e) = &s.result.first_error {
@@ -202,6 +211,14 @@ pub fn markdown(run: &Results) -> String {
         );
     }
     out
+}
+
+/// The key-value `get` calls per measured request, or `None` when they were not counted.
+pub fn reads_per_request(s: &Scenario) -> Option<f64> {
+    let sent = s.result.sent();
+    s.kv_reads
+        .filter(|_| sent > 0)
+        .map(|reads| reads as f64 / sent as f64)
 }
 
 /// The response cache's throughput ratios: a hit (d) against a miss (e) and against the static
