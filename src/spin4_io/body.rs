@@ -13,7 +13,7 @@ use spin_sdk::wasip3::wit_bindgen::{
 };
 use spin_sdk::wasip3::{wit_future, wit_stream};
 
-use super::{internal, Incoming};
+use super::Incoming;
 use crate::decision::RequestHead;
 use crate::error::{Error, Result};
 
@@ -126,7 +126,8 @@ impl BodyOut {
 /// The reading end of a body from the runtime (an upstream answer).
 pub struct BodyReader {
     bytes: StreamReader<u8>,
-    end: FutureReader<std::result::Result<Option<Trailers>, ErrorCode>>,
+    /// Taken once the bytes are over.
+    end: Option<FutureReader<std::result::Result<Option<Trailers>, ErrorCode>>>,
 }
 
 /// One read of a [`BodyReader`].
@@ -138,7 +139,10 @@ pub enum Chunk {
 
 impl BodyReader {
     pub fn new((bytes, end): BodyIn) -> BodyReader {
-        BodyReader { bytes, end }
+        BodyReader {
+            bytes,
+            end: Some(end),
+        }
     }
 
     pub async fn next(&mut self) -> Chunk {
@@ -150,11 +154,13 @@ impl BodyReader {
                 StreamResult::Dropped | StreamResult::Cancelled => break,
             }
         }
-        // The bytes are over: whether the body is whole is the end future's to say.
-        let end = std::mem::replace(&mut self.end, wit_future::new(|| Ok(None)).1);
-        match end.await {
-            Ok(_) => Chunk::End,
-            Err(_) => Chunk::Broke,
+        // The bytes are over: whether the body is whole is the end future's to say, once.
+        match self.end.take() {
+            Some(end) => match end.await {
+                Ok(_) => Chunk::End,
+                Err(_) => Chunk::Broke,
+            },
+            None => Chunk::End,
         }
     }
 }
@@ -224,6 +230,6 @@ pub(super) async fn write_request_body(
     if out.finish().await {
         Ok(())
     } else {
-        Err(internal("the upstream request body could not be ended"))
+        Err(broke())
     }
 }

@@ -88,8 +88,10 @@ pub async fn send(
     send_with_token(&mut sender, tokens.as_ref().map(|t| t as &dyn Tokens)).await
 }
 
+/// One line to stderr, which Spin logs. A failed write is dropped: `eprintln!` would panic, and
+/// a panic here ends every request the instance is serving.
 pub fn log(line: &str) {
-    eprintln!("credential-proxy: {line}");
+    let _ = writeln!(std::io::stderr(), "credential-proxy: {line}");
 }
 
 /// One access-log line to stdout, in one write; a failed write is dropped (the answer is out).

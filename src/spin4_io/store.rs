@@ -2,10 +2,13 @@
 //! [`KV_TIMEOUT`] is given up and counts as a store failure, which the core already survives (the
 //! token is taken from memory or fetched without the cache; the response cache misses). With
 //! Redis down, Spin 4.0.2's own call waits minutes while its client reconnects; a request here
-//! waits at most this long per call.
+//! waits at most this long per call. After a call timed out, the instance does not ask the
+//! store again for [`DOWN_FOR`]: its calls fail at once, so waits never add up within a request
+//! or across the instance's requests.
 //!
 //! It does not decide what a failure means for the request (`token`, `response_cache` do).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::time::Duration;
@@ -17,21 +20,46 @@ use super::log;
 use crate::error::{Error, Result};
 use crate::port::Io;
 use crate::response_cache::CacheStore;
-use crate::token::TokenStore;
+use crate::token::{system_now_ms, TokenStore, REREAD_AFTER};
 
 /// The longest one key-value call may take.
 pub const KV_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an instance leaves a store alone after a call to it timed out: the held token's
+/// re-read interval, so the next re-read is the next try.
+pub const DOWN_FOR: Duration = REREAD_AFTER;
 
-/// `call`, or an error once it has taken [`KV_TIMEOUT`].
+thread_local! {
+    /// Until when (Unix ms) this instance treats the store as down.
+    static DOWN_UNTIL_MS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Why a call was not made: the store timed out a moment ago.
+fn down() -> Option<String> {
+    (system_now_ms() < DOWN_UNTIL_MS.get()).then(|| {
+        format!(
+            "the store did not answer within {} s a moment ago; not asked again for {} s",
+            KV_TIMEOUT.as_secs(),
+            DOWN_FOR.as_secs()
+        )
+    })
+}
+
+fn timed_out(what: &str) -> String {
+    DOWN_UNTIL_MS.set(system_now_ms().saturating_add(DOWN_FOR.as_millis() as u64));
+    format!("the store did not {what} within {} s", KV_TIMEOUT.as_secs())
+}
+
+/// `call`, or an error once it has taken [`KV_TIMEOUT`] (or at once while the store is down:
+/// the call is then never made).
 async fn bounded<T>(
     call: impl Future<Output = std::result::Result<T, KvError>>,
 ) -> std::result::Result<T, String> {
+    if let Some(why) = down() {
+        return Err(why);
+    }
     match select(pin!(call), pin!(spin_sdk::time::sleep(KV_TIMEOUT))).await {
         Either::Left((result, _)) => result.map_err(|e| kv_error(&e)),
-        Either::Right(_) => Err(format!(
-            "the store did not answer within {} s",
-            KV_TIMEOUT.as_secs()
-        )),
+        Either::Right(_) => Err(timed_out("answer")),
     }
 }
 
@@ -41,6 +69,9 @@ pub struct BoundedStore(Store);
 impl BoundedStore {
     /// Opens `label`; `Err` says why not, in our own words (a timeout included).
     pub async fn open(label: &str) -> std::result::Result<BoundedStore, Unopened> {
+        if let Some(why) = down() {
+            return Err(Unopened::Down(why));
+        }
         let open = pin!(Store::open(label));
         let timer = pin!(spin_sdk::time::sleep(KV_TIMEOUT));
         match select(open, timer).await {
@@ -48,10 +79,7 @@ impl BoundedStore {
             Either::Left((Err(KvError::AccessDenied), _)) => Err(Unopened::NotGranted),
             Either::Left((Err(KvError::NoSuchStore), _)) => Err(Unopened::NoSuchStore),
             Either::Left((Err(e), _)) => Err(Unopened::Down(kv_error(&e))),
-            Either::Right(_) => Err(Unopened::Down(format!(
-                "the store did not open within {} s",
-                KV_TIMEOUT.as_secs()
-            ))),
+            Either::Right(_) => Err(Unopened::Down(timed_out("open"))),
         }
     }
 

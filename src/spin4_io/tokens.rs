@@ -1,8 +1,8 @@
 //! This instance's tokens: the core's [`HeldToken`] (the token in memory, one shared flight)
 //! in front of a `TokenCache` on a bounded store, as the retry's [`Tokens`] port.
 //!
-//! A flight outlives the request that started it when others wait on it, so it owns what it
-//! uses: a copy of the token config, the store label and the timeout.
+//! The request that leads a flight runs it on its own task, on borrowed config; the others
+//! wait for its answer.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -43,11 +43,11 @@ impl<'a> InstanceTokens<'a> {
         }
     }
 
-    /// What a flight owns.
-    fn flight(&self) -> Flight {
+    /// What a flight runs on.
+    fn flight(&self) -> Flight<'_> {
         Flight {
-            cfg: self.cfg.clone(),
-            kv_store: self.kv_store.to_string(),
+            cfg: self.cfg,
+            kv_store: self.kv_store,
             timeout: self.timeout,
         }
     }
@@ -70,9 +70,8 @@ impl Tokens for InstanceTokens<'_> {
 
     fn replace<'a>(&'a self, refused: &'a TokenRecord) -> Io<'a, Result<Token>> {
         let flight = self.flight();
-        let owned = refused.clone();
         Box::pin(self.held.replace(&self.key, refused, &now_ms, move || {
-            flight.run(Need::Replace(owned))
+            flight.run(Need::Replace(refused))
         }))
     }
 
@@ -88,23 +87,23 @@ impl Tokens for InstanceTokens<'_> {
     }
 }
 
-enum Need {
-    /// A token; the instance's held record stands in if the store cannot be read.
+enum Need<'a> {
+    /// A token; the instance's held record stands in if no new one can be had.
     Get(Option<TokenRecord>),
     /// A token instead of this refused one.
-    Replace(TokenRecord),
+    Replace(&'a TokenRecord),
 }
 
-struct Flight {
-    cfg: TokenConfig,
-    kv_store: String,
+struct Flight<'a> {
+    cfg: &'a TokenConfig,
+    kv_store: &'a str,
     timeout: Duration,
 }
 
-impl Flight {
+impl Flight<'_> {
     /// The store (bounded), the lease and the endpoint, through the core's `TokenCache`.
-    async fn run(self, need: Need) -> Result<Token> {
-        let store = BoundedStore::for_tokens(&self.kv_store).await?;
+    async fn run(self, need: Need<'_>) -> Result<Token> {
+        let store = BoundedStore::for_tokens(self.kv_store).await?;
         let endpoint = WasiTokenEndpoint {
             timeout: self.timeout,
         };
@@ -118,10 +117,10 @@ impl Flight {
             id: ContenderId::Random(random_id),
             fetch_timeout: self.timeout,
         };
-        let cache = TokenCache::new(&self.cfg, ports, me);
+        let cache = TokenCache::new(self.cfg, ports, me);
         match need {
             Need::Get(held) => cache.get_or(held).await,
-            Need::Replace(refused) => cache.replace(&refused).await,
+            Need::Replace(refused) => cache.replace(refused).await,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! instance can remove a token another one just stored. This module does not send anything
 //! upstream and does not decide on retries (`retry` does).
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -131,6 +131,7 @@ pub struct TokenCache<'a> {
     pub(super) ports: TokenPorts<'a>,
     pub(super) me: Contender,
     id: OnceCell<u64>,
+    store_failure_logged: Cell<bool>,
 }
 
 impl<'a> TokenCache<'a> {
@@ -143,6 +144,7 @@ impl<'a> TokenCache<'a> {
             ports,
             me,
             id: OnceCell::new(),
+            store_failure_logged: Cell::new(false),
         }
     }
 
@@ -162,10 +164,11 @@ impl<'a> TokenCache<'a> {
     }
 
     /// [`TokenCache::get`] for an instance that holds a token of its own (`held`, the Spin 4
-    /// build): it stands in, while fresh, when the store cannot be read, rather than a fetch
-    /// without the cache.
+    /// build): while fresh it stands in when the store cannot be read, and while unexpired it is
+    /// the fallback when no new token can be had, like a stored token.
     pub async fn get_or(&self, held: Option<TokenRecord>) -> Result<Token> {
-        let held = held.filter(|r| self.is_fresh(r));
+        let now = self.ports.clock.now();
+        let held = held.filter(|r| r.is_valid(now));
         let Some(store) = self.ports.store else {
             return self.held_or_fetch(held).await;
         };
@@ -177,13 +180,15 @@ impl<'a> TokenCache<'a> {
                 return Ok(cached_token(record.clone()));
             }
         }
-        self.refresh(store, cached, None).await
+        let current = cached.filter(|r| r.is_valid(now)).or(held);
+        self.refresh(store, current, None).await
     }
 
+    /// Without a store: a fresh held token, else a fetch that falls back to it.
     async fn held_or_fetch(&self, held: Option<TokenRecord>) -> Result<Token> {
         match held {
-            Some(record) => Ok(cached_token(record)),
-            None => self.fetch_alone(None).await,
+            Some(record) if self.is_fresh(&record) => Ok(cached_token(record)),
+            valid => self.fetch_alone(valid).await,
         }
     }
 
@@ -232,7 +237,7 @@ impl<'a> TokenCache<'a> {
         match store.get(&self.key).await {
             Ok(bytes) => Ok(bytes.as_deref().and_then(TokenRecord::from_bytes)),
             Err(e) => {
-                self.log(&format!(
+                self.store_failed(&format!(
                     "token cache read failed ({e}); fetching without the cache"
                 ));
                 Err(())
@@ -289,7 +294,7 @@ impl<'a> TokenCache<'a> {
         }
         if let Some(store) = store {
             if let Err(e) = store.set(&self.key, &record.to_bytes()).await {
-                self.log(&format!("token cache write failed: {e}"));
+                self.store_failed(&format!("token cache write failed: {e}"));
             }
         }
         Ok(Token {
@@ -309,6 +314,14 @@ impl<'a> TokenCache<'a> {
 
     pub(super) fn log(&self, line: &str) {
         (self.ports.log)(line)
+    }
+
+    /// Logs a failure of the store, once per request: after the first, the request goes on
+    /// without the store's help and every later failure is the same news.
+    pub(super) fn store_failed(&self, line: &str) {
+        if !self.store_failure_logged.replace(true) {
+            self.log(line);
+        }
     }
 }
 
@@ -578,6 +591,25 @@ mod tests {
             ("t2", TokenSource::Fetched)
         );
         assert_eq!(*ep.calls.borrow(), 2);
+    }
+
+    #[test]
+    fn a_held_token_stands_in_when_the_store_has_none_and_the_endpoint_fails() {
+        let c = cfg();
+        let store = MapStore::default();
+        let down = endpoint(true);
+        // Fresh, the store emptied (a Redis restart): the endpoint fails, the held token answers.
+        let p = ports(&store, &down, &At(1000));
+        let token = block_on(TokenCache::new(&c, p, ME).get_or(Some(record(5000)))).unwrap();
+        assert_eq!(token.source, TokenSource::Cached);
+        // Without a store, stale but unexpired: a fetch is tried, and the held token stands in.
+        let p = TokenPorts { store: None, ..p };
+        let token = block_on(TokenCache::new(&c, p, ME).get_or(Some(record(1030)))).unwrap();
+        assert_eq!(token.record.expires_at, 1030);
+        assert_eq!(*down.calls.borrow(), 2);
+        // Expired: never.
+        let err = block_on(TokenCache::new(&c, p, ME).get_or(Some(record(999)))).unwrap_err();
+        assert_eq!(err.code(), "token_endpoint_failed");
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub struct HeldToken {
 #[derive(Default)]
 struct Inner {
     held: Option<Held>,
-    flight: Option<Flight>,
+    /// The flight in progress, and the cache key it is for.
+    flight: Option<(String, Flight)>,
 }
 
 struct Held {
@@ -48,8 +49,10 @@ struct Held {
 
 impl HeldToken {
     /// A token for `key`: the held one while fresh (by `skew_secs`) and read less than
-    /// [`REREAD_AFTER`] ago; otherwise the flight in progress, or a new one built by `start`,
-    /// which is given the held record to stand in if the store cannot be read.
+    /// [`REREAD_AFTER`] ago. Past that interval one request reads the store again (the flight,
+    /// built by `start`, which is given the held record to stand in if the store cannot be read
+    /// or the endpoint fails); meanwhile the others keep using the held token while it is fresh,
+    /// and only a request without one waits for the flight.
     pub async fn get<F, S>(
         &self,
         key: &str,
@@ -62,28 +65,35 @@ impl HeldToken {
         F: Future<Output = Result<Token>>,
     {
         let now = now_ms();
-        let held = {
+        let (held, running) = {
             let inner = self.inner.borrow();
-            inner
+            let held = inner
                 .held
                 .as_ref()
                 .filter(|h| h.key == key)
-                .map(|h| (h.record.clone(), h.read_at_ms))
+                .map(|h| (h.record.clone(), h.read_at_ms));
+            (held, inner.flight_for(key))
         };
         if let Some((record, read_at)) = &held {
             let recent = now.saturating_sub(*read_at) < REREAD_AFTER.as_millis() as u64;
-            if recent && record.is_fresh(now / 1000, skew_secs) {
+            if (recent || running.is_some()) && record.is_fresh(now / 1000, skew_secs) {
                 return Ok(cached_token(record.clone()));
             }
         }
-        self.fly(key, now_ms, || start(held.map(|(record, _)| record)))
+        if let Some(flight) = running {
+            if let Ok(result) = flight.await {
+                return joined(&result);
+            }
+            // Its leader went away without an answer: lead one of our own.
+        }
+        self.lead(key, now_ms, start(held.map(|(record, _)| record)))
             .await
     }
 
     /// A token instead of `refused`, which the upstream just answered 401 to. The refused token
     /// is forgotten at once. Another token this instance already holds is used; a flight already
     /// in progress is joined unless it brings back the refused token; otherwise `start` (the
-    /// cache's replace) runs as the one new flight.
+    /// cache's replace) runs as a new flight.
     pub async fn replace<F, S>(
         &self,
         key: &str,
@@ -107,7 +117,7 @@ impl HeldToken {
         if let Some(record) = other {
             return Ok(cached_token(record));
         }
-        let running = self.inner.borrow().flight.clone();
+        let running = self.inner.borrow().flight_for(key);
         if let Some(flight) = running {
             if let Ok(result) = flight.await {
                 match joined(&result) {
@@ -118,7 +128,8 @@ impl HeldToken {
                 }
             }
         }
-        self.fly(key, now_ms, start).await
+        // Never a blind join here: a flight started meanwhile may bring back the refused token.
+        self.lead(key, now_ms, start()).await
     }
 
     /// Drops `refused` from memory, so no request of this instance sends it again.
@@ -133,28 +144,25 @@ impl HeldToken {
         }
     }
 
-    /// Joins the flight in progress, or starts one with `start` and leads it.
-    async fn fly<F, S>(&self, key: &str, now_ms: &dyn Fn() -> u64, start: S) -> Result<Token>
+    /// Runs `flight` as the instance's flight for `key`, which the others may join, and keeps
+    /// its token.
+    async fn lead<F>(&self, key: &str, now_ms: &dyn Fn() -> u64, flight: F) -> Result<Token>
     where
-        S: FnOnce() -> F,
         F: Future<Output = Result<Token>>,
     {
-        let running = self.inner.borrow().flight.clone();
-        if let Some(flight) = running {
-            if let Ok(result) = flight.await {
-                return joined(&result);
-            }
-            // Its leader went away without an answer: lead one of our own.
-        }
-        let (landed, flight) = oneshot::channel();
-        let flight = flight.shared();
-        self.inner.borrow_mut().flight = Some(flight.clone());
+        let (landed, waiting) = oneshot::channel();
+        let waiting = waiting.shared();
+        self.inner.borrow_mut().flight = Some((key.to_string(), waiting.clone()));
         // The leader does the I/O on its own task: a runtime call belongs to the task that made
         // it (WASIp3), so the others wait for a plain message, never for the call itself.
-        let result = start().await;
+        let result = flight.await;
         {
             let mut inner = self.inner.borrow_mut();
-            if inner.flight.as_ref().is_some_and(|f| f.ptr_eq(&flight)) {
+            if inner
+                .flight
+                .as_ref()
+                .is_some_and(|(_, f)| f.ptr_eq(&waiting))
+            {
                 inner.flight = None;
             }
             if let Ok(token) = &result {
@@ -168,6 +176,16 @@ impl HeldToken {
         let result = Rc::new(result);
         let _ = landed.send(result.clone());
         Rc::try_unwrap(result).unwrap_or_else(|shared| (*shared).clone())
+    }
+}
+
+impl Inner {
+    /// The flight in progress for `key`; one for another key (a changed config) is not joined.
+    fn flight_for(&self, key: &str) -> Option<Flight> {
+        self.flight
+            .as_ref()
+            .filter(|(k, _)| k == key)
+            .map(|(_, f)| f.clone())
     }
 }
 
@@ -337,6 +355,31 @@ mod tests {
         assert_eq!(b.unwrap_err().code(), "token_endpoint_failed");
         let next = block_on(held.get("k", &now, 60, |_| async { fetched("t1") })).unwrap();
         assert_eq!(next.source, TokenSource::Fetched);
+    }
+
+    #[test]
+    fn during_a_re_read_the_other_requests_keep_using_the_fresh_held_token() {
+        let held = HeldToken::default();
+        let clock = Cell::new(100_000u64);
+        let now = || clock.get();
+        block_on(held.get("k", &now, 60, |_| async { fetched("t1") })).unwrap();
+        clock.set(100_000 + REREAD_AFTER.as_millis() as u64);
+        let (open, gate) = futures::channel::oneshot::channel::<()>();
+        let reread = held.get("k", &now, 60, move |_| async move {
+            let _ = gate.await;
+            fetched("t2")
+        });
+        let other = held.get("k", &now, 60, |_| async { fetched("never") });
+        let mut reread = Box::pin(reread);
+        // The re-read leads and waits on its gate; the other request does not wait for it.
+        assert!(futures::FutureExt::now_or_never(reread.as_mut()).is_none());
+        let other = futures::FutureExt::now_or_never(other)
+            .expect("answered at once")
+            .unwrap();
+        assert_eq!(other.record.access_token.secret(), "t1");
+        let _ = open.send(());
+        let reread = block_on(reread).unwrap();
+        assert_eq!(reread.record.access_token.secret(), "t2");
     }
 
     #[test]
