@@ -303,3 +303,25 @@ fn now_unix() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+#[tokio::test]
+async fn the_spin4_build_keeps_its_token_in_memory_and_skips_the_store() {
+    let app = App::start(Setup::default()).await;
+    app.get("/api/getty/warm").await.assert_status(200);
+    let before = app.host.kv_reads();
+    for i in 0..20 {
+        let reply = app.get(&format!("/api/getty/next-{i}")).await;
+        reply.assert_status(200);
+        assert_eq!(reply.header("x-credential-proxy-token"), Some("cached"));
+    }
+    let reads = app.host.kv_reads() - before;
+    if common::spin4() {
+        // One instance serves them all (Spin 4 reuses it), within the 3 s re-read interval.
+        assert!(reads <= 1, "{reads} key-value reads for 20 requests");
+    } else {
+        // A fresh instance per request: each reads the token record once.
+        assert_eq!(reads, 20, "one key-value read per request");
+    }
+    assert_eq!(app.tokens.calls(), 1);
+    app.assert_no_secrets().await;
+}
