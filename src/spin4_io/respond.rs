@@ -7,6 +7,7 @@
 //! built, the outparam comes back with the error ([`Unsent`]) so the caller can still answer
 //! with JSON; after that, a failure can only cut the body short ([`Written::CutShort`]).
 
+use futures::future::join;
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Response};
 
 use super::body::{body_pipe, BodyOut, Chunk};
@@ -25,14 +26,16 @@ pub struct Unsent {
 /// Sends a whole answer that the proxy made itself (errors, preflights, cache hits).
 pub async fn respond(out: Outparam, answer: &Answer) -> Written {
     log_line(answer);
-    let Some(body) = send_head(out, answer) else {
+    let Ok(fields) = fields_out(answer) else {
         log("could not build response headers");
         return Written::CutShort;
     };
-    let Some(mut body) = body else {
-        return Written::CutShort;
+    let (body, written) = send_with(out, answer, fields, answer.body.clone()).await;
+    let complete = match body {
+        Some(body) => written && body.finish().await,
+        None => false,
     };
-    if !body.write(answer.body.clone()).await || !body.finish().await {
+    if !complete {
         log("the client went away before the answer was written");
         return Written::CutShort;
     }
@@ -57,7 +60,8 @@ pub async fn respond_streaming_kept(
         });
     };
     // From here the status is sent; a failure can only cut the body short.
-    let Some(mut body) = send(out, answer, fields) else {
+    let (Some(mut body), _) = send_with(out, answer, fields, Vec::new()).await else {
+        log("the client went away mid-answer");
         return Ok((Written::CutShort, None));
     };
     let mut from = upstream.body;
@@ -65,12 +69,7 @@ pub async fn respond_streaming_kept(
     loop {
         match from.next().await {
             Chunk::Data(data) => {
-                if let Some((limit, copy)) = &mut kept {
-                    copy.extend_from_slice(&data);
-                    if copy.len() as u64 > *limit {
-                        kept = None;
-                    }
-                }
+                tee(&mut kept, &data);
                 if !body.write(data).await {
                     log("the client went away mid-answer");
                     return Ok((Written::CutShort, None));
@@ -90,19 +89,34 @@ pub async fn respond_streaming_kept(
     Ok((Written::Complete, kept.map(|(_, copy)| copy)))
 }
 
-/// Builds the head and sends it; `None` when the headers cannot be built, `Some(None)` when
-/// nobody takes the answer any more.
-fn send_head(out: Outparam, answer: &Answer) -> Option<Option<BodyOut>> {
-    let fields = fields_out(answer).ok()?;
-    Some(send(out, answer, fields))
+/// Adds `data` to the cache's copy, dropped once it passes its limit.
+fn tee(kept: &mut Option<(u64, Vec<u8>)>, data: &[u8]) {
+    if let Some((limit, copy)) = kept {
+        copy.extend_from_slice(data);
+        if copy.len() as u64 > *limit {
+            *kept = None;
+        }
+    }
 }
 
-fn send(out: Outparam, answer: &Answer, fields: Fields) -> Option<BodyOut> {
-    let (body, (bytes, end)) = body_pipe();
+/// Sends the head with `first` bytes of the body already on offer, so a runtime that looks for
+/// body bytes before it writes the head can send both in one TCP segment. Returns the body to go
+/// on writing (`None`: nobody takes the answer any more) and whether `first` was taken.
+async fn send_with(
+    out: Outparam,
+    answer: &Answer,
+    fields: Fields,
+    first: Vec<u8>,
+) -> (Option<BodyOut>, bool) {
+    let (mut body, (bytes, end)) = body_pipe();
     let (response, _) = Response::new(fields, Some(bytes), end);
     let _ = response.set_status_code(answer.status.as_u16());
-    out.send(Ok::<Response, ErrorCode>(response)).ok()?;
-    Some(body)
+    // `join` polls the write first: it is on offer before the head is handed over.
+    let (written, sent) = join(body.write(first), async {
+        out.send(Ok::<Response, ErrorCode>(response)).is_ok()
+    })
+    .await;
+    (sent.then_some(body), written)
 }
 
 fn fields_out(answer: &Answer) -> Result<Fields, ()> {
