@@ -135,9 +135,15 @@ async fn p3_default_reuse_keeps_one_instance_for_sequential_requests() {
 #[tokio::test(flavor = "multi_thread")]
 async fn p3_instance_takes_concurrent_requests_up_to_its_limit() {
     let w = start(|o| o.max_instance_concurrent_reuse_count(4)).await;
-    let answers: Vec<Value> = futures::future::join_all(
-        (0..8).map(|_| async { probe(&w.host, "/probe/sleep/400").await }),
-    )
+    // 50 ms apart, so each request is asleep (waiting on I/O) when the next comes: an instance
+    // still running a request's code takes no other, as with wasmtime's `ProxyHandler`.
+    let answers: Vec<Value> = futures::future::join_all((0..8u64).map(|i| {
+        let host = &w.host;
+        async move {
+            tokio::time::sleep(Duration::from_millis(50 * i)).await;
+            probe(host, "/probe/sleep/400").await
+        }
+    }))
     .await;
     let most = answers
         .iter()
