@@ -19,9 +19,11 @@ pub use cache::{open_response_cache, SpinResponseCache};
 pub use outbound::{UpstreamResponse, UpstreamSender, WasiTokenEndpoint};
 pub use respond::{respond, respond_streaming_kept, Unsent};
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures::channel::oneshot;
@@ -33,7 +35,7 @@ use crate::decision::Forward;
 use crate::error::{Error, Result};
 use crate::port::Io;
 use crate::retry::{send_with_token, Sent, Tokens};
-use crate::token::{system_now_ms, Clock};
+use crate::token::{system_now_ms, Clock, REREAD_AFTER};
 
 pub use spin_sdk::wasip3::http::types::{ErrorCode, Response as Answered};
 
@@ -122,9 +124,31 @@ impl Clock for SystemClock {
     }
 }
 
-/// The component variables, every one the config reads, fetched at once: Spin 4's variables
-/// are async, the config loader is not.
+/// How long an instance reuses the variables it read: Spin resolves them when the app starts
+/// (or asks a provider such as Vault), so within an instance they rarely change; the same
+/// interval as the held token's re-read.
+const VARIABLES_FOR: Duration = REREAD_AFTER;
+
+type VariableValues = HashMap<&'static str, std::result::Result<Option<String>, &'static str>>;
+
+thread_local! {
+    /// The variables this instance last read, and when (Unix ms).
+    static VARIABLES: RefCell<Option<(u64, Rc<VariableValues>)>> = const { RefCell::new(None) };
+}
+
+/// The component variables, every one the config reads: Spin 4's variables are async, the
+/// config loader is not. Read at once, and kept by the instance for [`VARIABLES_FOR`], so a
+/// request on a reused instance makes no variable calls at all.
 pub async fn variables() -> SpinVariables {
+    let now = system_now_ms();
+    let kept = VARIABLES.with_borrow(|kept| {
+        kept.as_ref()
+            .filter(|(read_at, _)| now.saturating_sub(*read_at) < VARIABLES_FOR.as_millis() as u64)
+            .map(|(_, values)| values.clone())
+    });
+    if let Some(values) = kept {
+        return SpinVariables(values);
+    }
     let values = futures::future::join_all(config::NAMES.iter().map(|name| async move {
         let value = match variables::get(name).await {
             Ok(value) if value.trim().is_empty() => Ok(None),
@@ -136,11 +160,13 @@ pub async fn variables() -> SpinVariables {
         (*name, value)
     }))
     .await;
-    SpinVariables(values.into_iter().collect())
+    let values: Rc<VariableValues> = Rc::new(values.into_iter().collect());
+    VARIABLES.set(Some((system_now_ms(), values.clone())));
+    SpinVariables(values)
 }
 
 /// The variables [`variables`] read. An empty value counts as unset, as in the default build.
-pub struct SpinVariables(HashMap<&'static str, std::result::Result<Option<String>, &'static str>>);
+pub struct SpinVariables(Rc<VariableValues>);
 
 impl Variables for SpinVariables {
     fn get(&self, name: &str) -> Result<Option<String>> {
