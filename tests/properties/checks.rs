@@ -193,24 +193,7 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// The variables `Config::load` reads, in the order [`check_config`] takes values for them.
-pub const VARIABLES: &[&str] = &[
-    "upstream_url",
-    "api_key",
-    "api_key_header",
-    "api_key_query",
-    "token_url",
-    "client_id",
-    "client_secret",
-    "token_scope",
-    "token_client_auth",
-    "token_refresh_skew_secs",
-    "token_default_ttl_secs",
-    "allowed_routes",
-    "allowed_origins",
-    "max_body_bytes",
-    "upstream_timeout_secs",
-    "kv_store",
-];
+pub const VARIABLES: &[&str] = &crate::config::NAMES;
 
 struct Vars<'a>(&'a [String]);
 
