@@ -74,6 +74,14 @@ impl Error {
         }
     }
 
+    /// A fault of our own or of the runtime's bindings (a resource already taken); `reason` is
+    /// ours.
+    pub fn internal(reason: &str) -> Self {
+        Error::Internal {
+            reason: reason.to_string(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Error::RouteNotAllowed { .. } | Error::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,

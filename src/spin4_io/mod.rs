@@ -105,12 +105,6 @@ pub fn access_log(line: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
-fn internal(reason: &str) -> Error {
-    Error::Internal {
-        reason: reason.to_string(),
-    }
-}
-
 /// The system clock; sleeping yields to the instance's other requests.
 pub struct SystemClock;
 

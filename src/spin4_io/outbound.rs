@@ -17,7 +17,6 @@ use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Request, RequestOptions, 
 use spin_sdk::wasip3::wit_future;
 
 use super::body::{body_pipe, read_whole, write_request_body, BodyReader, RequestBody};
-use super::internal;
 use crate::answer::ResponseHead;
 use crate::decision::Forward;
 use crate::error::{Error, Failure, Result, Target};
@@ -59,7 +58,7 @@ impl Upstream for UpstreamSender<'_> {
             let mut body = self
                 .body
                 .take()
-                .ok_or_else(|| internal("the request body was already sent"))?;
+                .ok_or_else(|| Error::internal("the request body was already sent"))?;
             if let RequestBody::Buffered(bytes) = &body {
                 // A client that sent its body chunked still gets a plain length upstream: the
                 // whole body is in hand, and some APIs refuse chunked uploads.

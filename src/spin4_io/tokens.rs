@@ -14,8 +14,7 @@ use crate::error::Result;
 use crate::port::Io;
 use crate::retry::Tokens;
 use crate::token::{
-    cache_key, random_id, Clock, Contender, ContenderId, HeldToken, Token, TokenCache, TokenPorts,
-    TokenRecord, TokenStore,
+    cache_key, Clock, Contender, HeldToken, Token, TokenCache, TokenPorts, TokenRecord, TokenStore,
 };
 
 thread_local! {
@@ -113,11 +112,7 @@ impl Flight<'_> {
             clock: &SystemClock,
             log: &log,
         };
-        let me = Contender {
-            id: ContenderId::Random(random_id),
-            fetch_timeout: self.timeout,
-        };
-        let cache = TokenCache::new(self.cfg, ports, me);
+        let cache = TokenCache::new(self.cfg, ports, Contender::random(self.timeout));
         match need {
             Need::Get(held) => cache.get_or(held).await,
             Need::Replace(refused) => cache.replace(refused).await,

@@ -34,9 +34,7 @@ use crate::decision::Forward;
 use crate::error::{Error, Result};
 use crate::port::{ready, Io};
 use crate::retry::{send_with_token, Sent, Tokens};
-use crate::token::{
-    random_id, system_now_ms, Clock, Contender, ContenderId, TokenCache, TokenPorts, TokenStore,
-};
+use crate::token::{system_now_ms, Clock, Contender, TokenCache, TokenPorts, TokenStore};
 
 /// Reads the body, builds the token cache on Spin's ports and sends through the core's retry,
 /// counting the upstream calls into `attempts` for the access log. Nothing has been answered
@@ -61,11 +59,7 @@ pub async fn send(
             clock: &SystemClock,
             log: &log,
         };
-        let me = Contender {
-            id: ContenderId::Random(random_id),
-            fetch_timeout: cfg.upstream_timeout,
-        };
-        TokenCache::new(token_cfg, ports, me)
+        TokenCache::new(token_cfg, ports, Contender::random(cfg.upstream_timeout))
     });
     let sender = UpstreamSender {
         forward,
@@ -103,12 +97,6 @@ pub fn access_log(line: &str) {
         if out.blocking_write_and_flush(chunk).is_err() {
             return;
         }
-    }
-}
-
-fn internal(reason: &str) -> Error {
-    Error::Internal {
-        reason: reason.to_string(),
     }
 }
 

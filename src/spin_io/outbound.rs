@@ -17,7 +17,6 @@ use spin_sdk::wit::wasi::http0_2_0::types::{
 use wasi::io::streams::{InputStream, StreamError};
 
 use super::convert::{fields_out, headers_in, method_out};
-use super::internal;
 use super::request::{read_up_to, Read, RequestBody, CHUNK};
 use crate::answer::ResponseHead;
 use crate::decision::Forward;
@@ -53,7 +52,7 @@ impl UpstreamSender<'_> {
         let body = self
             .body
             .take()
-            .ok_or_else(|| internal("the request body was already sent"))?;
+            .ok_or_else(|| Error::internal("the request body was already sent"))?;
         if let RequestBody::Buffered(bytes) = &body {
             // A client that sent its body chunked still gets a plain length upstream: the
             // whole body is in hand, and some APIs refuse chunked uploads.
@@ -67,7 +66,11 @@ impl UpstreamSender<'_> {
         // chunked body that some servers refuse on a GET.
         let out_body = match body {
             RequestBody::Empty => None,
-            _ => Some(request.body().map_err(|_| internal("no outgoing body"))?),
+            _ => Some(
+                request
+                    .body()
+                    .map_err(|_| Error::internal("no outgoing body"))?,
+            ),
         };
         let pending = outgoing_handler::handle(request, Some(options(self.timeout_ns)))
             .map_err(|e| outbound_error(Target::Upstream, &e, url))?;
@@ -130,7 +133,9 @@ impl WasiTokenEndpoint {
         let mut headers = req.headers.clone();
         headers.insert(CONTENT_LENGTH, HeaderValue::from(req.body.len()));
         let request = outgoing(&Method::POST, &req.url, &headers, target)?;
-        let out_body = request.body().map_err(|_| internal("no outgoing body"))?;
+        let out_body = request
+            .body()
+            .map_err(|_| Error::internal("no outgoing body"))?;
         let options = options(self.timeout_ns);
         // The reply is read whole, so a token endpoint that stalls mid-body must time out too.
         let _ = options.set_between_bytes_timeout(Some(self.timeout_ns));
@@ -142,10 +147,10 @@ impl WasiTokenEndpoint {
         let status = response.status();
         let body = response
             .consume()
-            .map_err(|_| internal("token reply body already taken"))?;
+            .map_err(|_| Error::internal("token reply body already taken"))?;
         let stream = body
             .stream()
-            .map_err(|_| internal("token reply stream already taken"))?;
+            .map_err(|_| Error::internal("token reply stream already taken"))?;
         let bytes = match read_up_to(&stream, TOKEN_REPLY_LIMIT) {
             Ok(Read::Whole(bytes)) => bytes,
             Ok(Read::Over(_)) => {
@@ -258,7 +263,7 @@ pub(super) fn write_body(
 ) -> Result<()> {
     let out = body
         .write()
-        .map_err(|_| internal("outgoing body stream taken"))?;
+        .map_err(|_| Error::internal("outgoing body stream taken"))?;
     let broke = || {
         Error::upstream(Failure::failed(
             "the upstream stopped reading the request body",
@@ -303,7 +308,7 @@ fn wait(
         match pending.get() {
             Some(Ok(Ok(response))) => return Ok(response),
             Some(Ok(Err(code))) => return Err(outbound_error(target, &code, url)),
-            Some(Err(())) => return Err(internal("response already taken")),
+            Some(Err(())) => return Err(Error::internal("response already taken")),
             None => pending.subscribe().block(),
         }
     }

@@ -9,7 +9,6 @@ use spin_sdk::wit::wasi::http0_2_0::types::IncomingBody;
 use wasi::io::streams::{InputStream, StreamError};
 
 use super::convert::{headers_in, method_in};
-use super::internal;
 use crate::decision::RequestHead;
 use crate::error::{Error, Result};
 
@@ -51,10 +50,10 @@ impl RequestBody {
     pub fn read(req: IncomingRequest, max: u64) -> Result<RequestBody> {
         let body = req
             .consume()
-            .map_err(|_| internal("request body already taken"))?;
+            .map_err(|_| Error::internal("request body already taken"))?;
         let stream = body
             .stream()
-            .map_err(|_| internal("request body stream already taken"))?;
+            .map_err(|_| Error::internal("request body stream already taken"))?;
         let hold = max.min(REPLAY_LIMIT);
         match read_up_to(&stream, hold) {
             Ok(Read::Whole(buf)) => {

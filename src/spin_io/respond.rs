@@ -13,9 +13,9 @@ use spin_sdk::wit::wasi::http0_2_0::types::{OutgoingBody, OutgoingResponse, Resp
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
 use super::convert::fields_out;
+use super::log;
 use super::outbound::{write_body, UpstreamResponse};
 use super::request::CHUNK;
-use super::{internal, log};
 use crate::access_log::Written;
 use crate::answer::Answer;
 use crate::error::{Error, Failure};
@@ -77,10 +77,13 @@ pub async fn respond_streaming_kept(
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(answer.status.as_u16());
     let (Ok(out_body), Ok(in_body)) = (response.body(), upstream.incoming.consume()) else {
-        return unsent(out, internal("a response body was already taken"));
+        return unsent(out, Error::internal("a response body was already taken"));
     };
     let Ok(in_stream) = in_body.stream() else {
-        return unsent(out, internal("the upstream body stream was already taken"));
+        return unsent(
+            out,
+            Error::internal("the upstream body stream was already taken"),
+        );
     };
     // From here the status is sent; a failure can only cut the body short.
     ResponseOutparam::set(out, Ok(response));

@@ -87,6 +87,16 @@ pub struct Contender {
     pub fetch_timeout: Duration,
 }
 
+impl Contender {
+    /// A request of its own, its id drawn at random when first needed (`random_id`).
+    pub fn random(fetch_timeout: Duration) -> Contender {
+        Contender {
+            id: ContenderId::Random(random_id),
+            fetch_timeout,
+        }
+    }
+}
+
 /// A contender's id, or how to draw one. Only a request that joins an election needs it, and
 /// most find a fresh token first, so a random id is drawn at most once, when first needed.
 #[derive(Debug, Clone, Copy)]
