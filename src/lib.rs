@@ -30,6 +30,7 @@ pub mod spin4_io;
 pub mod spin_io;
 pub mod target;
 pub mod token;
+mod wasi_http;
 
 use std::fmt::Display;
 use std::time::{Instant, SystemTime};

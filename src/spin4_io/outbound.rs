@@ -23,6 +23,7 @@ use crate::error::{Error, Failure, Result, Target};
 use crate::port::Io;
 use crate::retry::Upstream;
 use crate::token::{TokenEndpoint, TokenRequest};
+use crate::wasi_http::{nanos, outbound_failure, RequestLine};
 
 /// A token endpoint reply larger than this is not a token reply.
 const TOKEN_REPLY_LIMIT: usize = 64 * 1024;
@@ -189,44 +190,10 @@ fn headers_in(response: &Response) -> std::result::Result<HeaderMap, ()> {
 
 /// A wasi:http failure as an outbound error of `target`.
 fn outbound_error(target: Target, code: &ErrorCode, url: &url::Url) -> Error {
-    let failure = match code {
-        ErrorCode::HttpRequestDenied => Failure::NotAllowed {
-            host: url.host_str().unwrap_or("").to_string(),
-        },
-        ErrorCode::ConnectionTimeout
-        | ErrorCode::ConnectionReadTimeout
-        | ErrorCode::ConnectionWriteTimeout
-        | ErrorCode::HttpResponseTimeout
-        | ErrorCode::DnsTimeout => Failure::Timeout,
-        other => Failure::failed(describe(other)),
-    };
-    Error::Outbound { target, failure }
-}
-
-/// Our own words for a wasi:http error code; payload text is dropped on purpose.
-fn describe(code: &ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::DnsError(_) => "its host name could not be resolved",
-        ErrorCode::DestinationNotFound | ErrorCode::DestinationUnavailable => {
-            "its host is unavailable"
-        }
-        ErrorCode::DestinationIpProhibited | ErrorCode::DestinationIpUnroutable => {
-            "its address cannot be reached"
-        }
-        ErrorCode::ConnectionRefused => "the connection was refused",
-        ErrorCode::ConnectionTerminated => "the connection was closed before an answer",
-        ErrorCode::TlsProtocolError
-        | ErrorCode::TlsCertificateError
-        | ErrorCode::TlsAlertReceived(_) => "the TLS handshake failed",
-        ErrorCode::HttpProtocolError | ErrorCode::HttpResponseIncomplete => {
-            "it answered with malformed HTTP"
-        }
-        _ => "the request failed",
+    Error::Outbound {
+        target,
+        failure: outbound_failure!(code, ErrorCode, url),
     }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn options(timeout: Duration) -> RequestOptions {
@@ -258,22 +225,18 @@ fn outgoing(
         None => (None, wit_future::new(|| Ok(None)).1),
     };
     let (request, _) = Request::new(fields, contents, end, Some(options));
-    let scheme = match url.scheme() {
-        "https" => Scheme::Https,
-        _ => Scheme::Http,
-    };
-    let authority = match url.port() {
-        Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
-        None => url.host_str().unwrap_or("").to_string(),
-    };
-    let path_with_query = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
+    let line = RequestLine::of(url);
+    let scheme = if line.https {
+        Scheme::Https
+    } else {
+        Scheme::Http
     };
     let set = request.set_method(&method.clone().into()).is_ok()
         && request.set_scheme(Some(&scheme)).is_ok()
-        && request.set_authority(Some(&authority)).is_ok()
-        && request.set_path_with_query(Some(&path_with_query)).is_ok();
+        && request.set_authority(Some(&line.authority)).is_ok()
+        && request
+            .set_path_with_query(Some(&line.path_with_query))
+            .is_ok();
     if !set {
         return Err(Error::Outbound {
             target,

@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::port::{ready, Io};
 use crate::retry::{send_with_token, Sent, Tokens};
 use crate::token::{system_now_ms, Clock, Contender, TokenCache, TokenPorts, TokenStore};
+use crate::wasi_http::nanos;
 
 /// Reads the body, builds the token cache on Spin's ports and sends through the core's retry,
 /// counting the upstream calls into `attempts` for the access log. Nothing has been answered
@@ -46,7 +47,7 @@ pub async fn send(
     attempts: &mut Attempts,
 ) -> Result<Sent<UpstreamResponse>> {
     let body = RequestBody::read(req, cfg.max_body_bytes)?;
-    let timeout_ns = u64::try_from(cfg.upstream_timeout.as_nanos()).unwrap_or(u64::MAX);
+    let timeout_ns = nanos(cfg.upstream_timeout);
     let endpoint = WasiTokenEndpoint { timeout_ns };
     let store = match &cfg.token {
         Some(token_cfg) => Some((token_cfg, KvTokenStore::open(&cfg.kv_store)?)),
