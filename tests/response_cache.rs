@@ -153,10 +153,15 @@ async fn post_and_head_are_never_cached() {
 async fn entries_expire_after_the_ttl() {
     let app = App::start(Setup::default().var("cache_ttl_secs", "1")).await;
     let path = "/api/getty/search/images?phrase=cat";
+    // The entry's age is counted in whole seconds, so the store and the hit must fall in one
+    // second: start just after a second begins.
+    start_of_a_second().await;
     assert_eq!(get_settled(&app, path).await.header(CACHE), Some("miss"));
     assert_eq!(get_settled(&app, path).await.header(CACHE), Some("hit"));
-    // Whole seconds: a 1 s entry stored at second t is stale from t + 1.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Whole seconds: a 1 s entry stored at second t is stale from t + 1. Here at least t + 2,
+    // at the start of a second again, so the refill and its hit share one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    start_of_a_second().await;
     let after = get_settled(&app, path).await;
     after.assert_status(200);
     assert_eq!(after.header(CACHE), Some("miss"));
@@ -457,4 +462,13 @@ async fn a_chunked_answer_over_the_limit_streams_whole_and_is_not_stored() {
     assert_eq!(hit.header(CACHE), Some("hit"));
     assert_eq!(hit.body.len(), 50_000);
     assert_eq!(hit.header("content-length"), Some("50000"));
+}
+
+/// Waits until the system clock is 20 ms into a new second.
+async fn start_of_a_second() {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    let into_second = u64::from(since_epoch.subsec_millis());
+    tokio::time::sleep(Duration::from_millis(1020 - into_second)).await;
 }
