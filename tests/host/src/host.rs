@@ -89,6 +89,7 @@ impl SpinHost {
     /// Like [`SpinHost::start`] on a given address (the binary's `--listen`).
     pub async fn start_on(opts: HostOptions, listen: SocketAddr) -> Result<SpinHost> {
         let runtime = HostRuntime::new()?;
+        let nagle = opts.nagle;
         let (app, listener) = runtime
             .run(async move {
                 let app = Arc::new(App::load(&opts).await?);
@@ -102,7 +103,7 @@ impl SpinHost {
         let (stop, stopped) = oneshot::channel();
         let task = runtime
             .handle()
-            .spawn(server::listen::serve(app.clone(), listener, stopped));
+            .spawn(server::listen::serve(app.clone(), listener, nagle, stopped));
         Ok(SpinHost {
             addr,
             app,

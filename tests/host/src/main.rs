@@ -4,6 +4,7 @@
 //! spin-test-host --manifest spin.toml [--listen 127.0.0.1:3000] [--state-dir .spin-test-host]
 //!                [--variable name=value]... [--runtime-config-file FILE] [--wasm-dir DIR] [--build]
 //!                [--max-instance-reuse-count N] [--max-instance-concurrent-reuse-count N]
+//!                [--nagle]
 //! ```
 //! `--build` compiles the wasm first (as `spin build`) and loads components from that build.
 //! It only parses arguments and prints what `spin up` prints; the host is the library.
@@ -17,7 +18,7 @@ use spin_test_host::{build_wasm, HostOptions, SpinHost};
 const USAGE: &str = "usage: spin-test-host --manifest spin.toml [--listen 127.0.0.1:3000] \
 [--state-dir .spin-test-host] [--variable name=value]... [--runtime-config-file FILE] \
 [--wasm-dir DIR] [--build] [--max-instance-reuse-count N] \
-[--max-instance-concurrent-reuse-count N]";
+[--max-instance-concurrent-reuse-count N] [--nagle]";
 
 struct Args {
     opts: HostOptions,
@@ -33,6 +34,7 @@ fn parse_args() -> Result<Args> {
     let mut wasm_dir = None;
     let mut runtime_config = None;
     let mut build = false;
+    let mut nagle = false;
     let mut reuse = None;
     let mut concurrent_reuse = None;
     let mut args = std::env::args().skip(1);
@@ -52,6 +54,8 @@ fn parse_args() -> Result<Args> {
                 variables.push((k.to_string(), val.to_string()));
             }
             "--build" => build = true,
+            // Keep Nagle's algorithm on accepted connections (HostOptions::nagle).
+            "--nagle" => nagle = true,
             "--max-instance-reuse-count" => {
                 let n = value("--max-instance-reuse-count")?;
                 reuse = Some(n.parse().context("bad --max-instance-reuse-count")?);
@@ -77,6 +81,7 @@ fn parse_args() -> Result<Args> {
     opts.variables = variables;
     opts.wasm_dir = wasm_dir;
     opts.runtime_config = runtime_config;
+    opts = opts.nagle(nagle);
     if let Some(n) = reuse {
         opts = opts.max_instance_reuse_count(n);
     }

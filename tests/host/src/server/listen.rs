@@ -13,8 +13,14 @@ use tokio::sync::oneshot;
 use super::app::App;
 
 /// Accepts connections until `stop` fires (or its sender is dropped); then drops every open
-/// connection too, so a stopped host answers nothing, even on a kept-alive connection.
-pub async fn serve(app: Arc<App>, listener: TcpListener, mut stop: oneshot::Receiver<()>) {
+/// connection too, so a stopped host answers nothing, even on a kept-alive connection. Unless
+/// `nagle`, every connection gets `TCP_NODELAY` (why: `HostOptions::nagle`).
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    nagle: bool,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -30,6 +36,10 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, mut stop: oneshot::Rece
                 continue;
             }
         };
+        if !nagle {
+            // A connection without it still works: only its small writes may wait.
+            let _ = stream.set_nodelay(true);
+        }
         let app = app.clone();
         connections.spawn(async move {
             let service = service_fn(move |req| {
