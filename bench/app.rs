@@ -60,7 +60,7 @@ impl Proxy {
             cache_ttl_secs,
         )?;
         std::fs::write(&manifest, text).context("writing the manifest")?;
-        let opts = HostOptions::new(&manifest, dir.path().join("state"))
+        let opts = host_options(&manifest, dir.path().join("state"))
             .wasm_dir(wasm_dir)
             .variable("bench_api_key", API_KEY)
             .variable("bench_api_secret", CLIENT_SECRET);
@@ -107,6 +107,16 @@ impl Proxy {
 /// difference of two scenarios (see bench/README.md), so the token path is also measured without.
 pub static ACCESS_LOG_OFF: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
+
+/// Set by `--nagle on`: every host the bench starts keeps Nagle's algorithm on its accepted
+/// connections (`HostOptions::nagle`), which shows the delayed-ACK wait of answers whose head
+/// leaves before their body. Off by default, as the test host is.
+pub static NAGLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The bench's host options for `manifest`: the test host's defaults, and `--nagle`.
+pub fn host_options(manifest: &std::path::Path, state_dir: std::path::PathBuf) -> HostOptions {
+    HostOptions::new(manifest, state_dir).nagle(NAGLE.load(std::sync::atomic::Ordering::Relaxed))
+}
 
 fn manifest_text(
     upstream: &str,

@@ -13,7 +13,7 @@ const MAX_REQUESTS: usize = 100_000;
 const MAX_CONCURRENCY: usize = 256;
 const MAX_ROUNDS: usize = 20;
 
-pub const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C] [--rounds R] [--baseline-wasm PATH] [--access-log on|off] [--spin4 on|off] [--burst N]
+pub const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C] [--rounds R] [--baseline-wasm PATH] [--access-log on|off] [--spin4 on|off] [--nagle on|off] [--burst N]
   --requests N            requests per load scenario (default 2000, at most 100000)
   --concurrency C         keep-alive connections sending at once (default 8, at most 256)
   --rounds R              split each scenario's requests into R rounds run round-robin over all
@@ -23,6 +23,8 @@ pub const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C] [--
   --spin4 on|off          also build the Spin 4 build (wasm32-wasip2, WASIp3) and run (b) and (c)
                           on it as (b4) and (c4), interleaved, with Spin 4's instance reuse
                           defaults (default on)
+  --nagle on|off          keep Nagle's algorithm on the hosts' accepted connections (default off,
+                          as the test host: see HostOptions::nagle)
   --baseline-wasm PATH    also run (b) and (c) against this credential_proxy.wasm (e.g. an older
                           commit's build), interleaved with the current one, in the same run
   --burst N               instead of the usual scenarios, only the cold-cache burst: N requests at
@@ -55,7 +57,7 @@ impl Options {
                 Some((name, value)) => (name.to_string(), Some(value.to_string())),
                 None => (arg, None),
             };
-            if name == "--access-log" || name == "--spin4" {
+            if name == "--access-log" || name == "--spin4" || name == "--nagle" {
                 let on = match inline.or_else(|| args.next()).as_deref() {
                     Some("on") => true,
                     Some("off") => false,
@@ -63,6 +65,8 @@ impl Options {
                 };
                 if name == "--spin4" {
                     options.spin4 = on;
+                } else if name == "--nagle" {
+                    app::NAGLE.store(on, Ordering::Relaxed);
                 } else {
                     app::ACCESS_LOG_OFF.store(!on, Ordering::Relaxed);
                 }

@@ -4,9 +4,13 @@
 //! the two is what one raw key-value read costs a request in this host, measured in the same run
 //! as the proxy's static-key and token paths. A third request reads a variable six times, as many
 //! variable reads as the token flow's config adds, to show how much of the token path they are.
+//!
+//! The same tiny request to the WASIp3 probe (`tests/host/probe-p3`, spin-sdk 6), served with
+//! Spin 4's instance reuse, is the yardstick for the Spin 4 build: what reusing an instance is
+//! worth in this host for a hello world, against the 2.0x a real Spin 4.0.2 measures.
 
 use anyhow::{Context, Result};
-use spin_test_host::{HostOptions, SpinHost};
+use spin_test_host::SpinHost;
 
 use crate::load::Target;
 
@@ -21,8 +25,18 @@ pub struct KvProbe {
 }
 
 impl KvProbe {
+    /// The WASIp2 probe (a fresh instance per request, as the default build gets).
     pub async fn start() -> Result<KvProbe> {
-        let probe = tokio::task::spawn_blocking(spin_test_host::build_probe)
+        KvProbe::start_built(spin_test_host::build_probe).await
+    }
+
+    /// The WASIp3 probe, served with the host's defaults: Spin 4's instance reuse.
+    pub async fn start_p3() -> Result<KvProbe> {
+        KvProbe::start_built(spin_test_host::build_probe_p3).await
+    }
+
+    async fn start_built(build: fn() -> Result<std::path::PathBuf>) -> Result<KvProbe> {
+        let probe = tokio::task::spawn_blocking(build)
             .await
             .context("building the probe component")??;
         let dir = tempfile::tempdir().context("creating a temp dir")?;
@@ -47,7 +61,7 @@ setting = "a-variable-value"
             source = serde_json::to_string(&probe.display().to_string())?,
         );
         std::fs::write(&manifest, text).context("writing the probe manifest")?;
-        let host = SpinHost::start(HostOptions::new(&manifest, dir.path().join("state"))).await?;
+        let host = SpinHost::start(crate::app::host_options(&manifest, dir.path().join("state"))).await?;
         host.kv_set("default", KEY, VALUE);
         Ok(KvProbe { host, _dir: dir })
     }

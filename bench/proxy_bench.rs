@@ -223,6 +223,24 @@ async fn run(options: &Options) -> Result<()> {
         kv_probe.no_read(),
         kv_probe.host(),
     ));
+    // What instance reuse is worth for a hello world in this host: (h4) is (k0)'s request to
+    // the WASIp3 probe, served as Spin 4 serves it.
+    let p3_probe = match &spin4 {
+        Some(_) => {
+            let probe = probe::KvProbe::start_p3().await?;
+            first_200(&probe.no_read()).await?;
+            Some(probe)
+        }
+        None => None,
+    };
+    if let Some(probe) = &p3_probe {
+        scenarios.push(Planned::new(
+            "(h4)",
+            "tiny WASIp3 component (Spin 4 reuse), no key-value",
+            probe.no_read(),
+            probe.host(),
+        ));
+    }
     scenarios.push(Planned::new(
         "(k1)",
         "tiny component, one key-value read",
@@ -312,6 +330,9 @@ async fn run(options: &Options) -> Result<()> {
     eprintln!("written to {}", out.display());
 
     kv_probe.shutdown().await;
+    if let Some(probe) = p3_probe {
+        probe.shutdown().await;
+    }
     key_only.shutdown().await;
     with_token.shutdown().await;
     caching.shutdown().await;

@@ -72,7 +72,8 @@ pub fn markdown(run: &Results) -> String {
         out,
         "### Latency and throughput\n\n{} requests per scenario at concurrency {}, HTTP/1.1 \
          keep-alive, in {} round(s) over all scenarios, each after {} warm-up requests; latency \
-         is from sending the request to the last body byte. The proxies' access log is {}.\n",
+         is from sending the request to the last body byte. The proxies' access log is {}. \
+         Nagle's algorithm on the hosts' connections: {}.\n",
         run.requests,
         run.concurrency,
         run.rounds,
@@ -81,6 +82,11 @@ pub fn markdown(run: &Results) -> String {
             "off (`--access-log off`)"
         } else {
             "on, as by default"
+        },
+        if crate::app::NAGLE.load(std::sync::atomic::Ordering::Relaxed) {
+            "on (`--nagle on`)"
+        } else {
+            "off (`TCP_NODELAY`), as the test host's default"
         }
     );
     let _ = writeln!(
@@ -340,10 +346,10 @@ fn machine() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let profile = if cfg!(debug_assertions) {
-        "dev profile: dependencies (wasmtime, hyper, tokio) at opt-level 1, this workspace's \
-         crates (test host, mocks, bench client) at opt-level 0"
+        "dev profile (`BENCH_PROFILE=dev`): dependencies (wasmtime, hyper, tokio) at opt-level \
+         1, the test host at opt-level 1, the rest of this workspace at opt-level 0"
     } else {
-        "release profile"
+        "`bench-host` profile: everything at opt-level 3, no LTO, as Spin's release binaries"
     };
     format!(
         "Machine: {cores} cores ({cpu}), {}. Build: {profile}; the component itself is the \

@@ -110,6 +110,11 @@ pub fn comparison(results: &[Scenario], summary: &Summary) -> String {
         _ => "-".into(),
     };
     let c4_reads = reads_per_request(c4).map_or("-".into(), |r| format!("{r:.3}"));
+    // The host's yardstick: the same hello world as WASIp3 with reuse against WASIp2.
+    let hello = match (find("(h4)"), find("(k0)")) {
+        (Some(h4), Some(k0)) => format!("{:.2}x", rps_ratio(&h4.result, &k0.result)),
+        _ => "-".into(),
+    };
     let _ = write!(
         out,
         "\n| Spin 4 build against the default build | measured | issue's target |\n\
@@ -118,6 +123,8 @@ pub fn comparison(results: &[Scenario], summary: &Summary) -> String {
          | static key, req/s: (b4) / (b) | {:.2}x | |\n\
          | token path, p50: (c4) / (c) | {p50_cell} | |\n\
          | token path, key-value reads per request: (c4) | {c4_reads} | at most 0.1 |\n\
+         | tiny component (hello world), req/s: (h4) WASIp3 reused / (k0) WASIp2 | {hello} | \
+         real Spin 4.0.2 measures 2.0x |\n\
          \nToken endpoint calls for (c4)'s proxy, first request, warm-ups and runs included: \
          **{}**.\n",
         rps_ratio(&c4.result, &c.result),
