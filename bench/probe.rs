@@ -61,7 +61,11 @@ setting = "a-variable-value"
             source = serde_json::to_string(&probe.display().to_string())?,
         );
         std::fs::write(&manifest, text).context("writing the probe manifest")?;
-        let host = SpinHost::start(crate::app::host_options(&manifest, dir.path().join("state"))).await?;
+        let host = SpinHost::start(crate::app::host_options(
+            &manifest,
+            dir.path().join("state"),
+        ))
+        .await?;
         host.kv_set("default", KEY, VALUE);
         Ok(KvProbe { host, _dir: dir })
     }

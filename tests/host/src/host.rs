@@ -101,9 +101,10 @@ impl SpinHost {
             .await??;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
-        let task = runtime
-            .handle()
-            .spawn(server::listen::serve(app.clone(), listener, nagle, stopped));
+        let task =
+            runtime
+                .handle()
+                .spawn(server::listen::serve(app.clone(), listener, nagle, stopped));
         Ok(SpinHost {
             addr,
             app,
