@@ -36,8 +36,8 @@ pub struct HostOptions {
     /// WASIp2 one, so its answers do not wait on the client's delayed ACK. In this host, with
     /// Nagle on, hyper writes such an answer's head before the guest's body reaches it, and the
     /// body then waits for that ACK (about 40 ms on Linux): every WASIp3 hello world took 44 ms
-    /// (190 requests/s). With `TCP_NODELAY` the same pair measures about 2x, as in Spin (the
-    /// bench's (h4) and (k0) check it in every run). On shows that wait.
+    /// (190 requests/s). With `TCP_NODELAY` it does not wait (the bench reports the pair as
+    /// (h4) and (k0) in every run with the Spin 4 build). On shows that wait.
     pub nagle: bool,
 }
 
