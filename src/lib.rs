@@ -98,7 +98,7 @@ async fn serve(req: Incoming, out: Outparam, entry: &mut Entry) -> bool {
         }
     };
     entry.request(&head);
-    match Config::load(&vars) {
+    match edge::config(&vars) {
         Ok(cfg) => {
             proxy(&cfg, req, &head, out, entry).await;
             cfg.access_log

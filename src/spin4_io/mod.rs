@@ -30,12 +30,12 @@ use futures::channel::oneshot;
 use spin_sdk::variables;
 
 use crate::access_log::{Attempts, Recorded};
-use crate::config::{self, Config, Variables};
+use crate::config::{self, Config, TokenConfig, Variables};
 use crate::decision::Forward;
 use crate::error::{Error, Result};
 use crate::port::Io;
 use crate::retry::{send_with_token, Sent, Tokens};
-use crate::token::{system_now_ms, Clock, REREAD_AFTER};
+use crate::token::{cache_key, system_now_ms, Clock, REREAD_AFTER};
 
 pub use spin_sdk::wasip3::http::types::{ErrorCode, Response as Answered};
 
@@ -161,6 +161,52 @@ pub async fn variables() -> SpinVariables {
 
 /// The variables [`variables`] read. An empty value counts as unset, as in the default build.
 pub struct SpinVariables(Rc<VariableValues>);
+
+/// The config an instance loaded last, the variables it came from, and its token's cache key.
+struct KeptConfig {
+    from: Rc<VariableValues>,
+    config: Rc<Config>,
+    token_key: Option<String>,
+}
+
+thread_local! {
+    static CONFIG: RefCell<Option<KeptConfig>> = const { RefCell::new(None) };
+}
+
+/// The config from `vars`, loaded once for each set of variables the instance reads (so at most
+/// once per [`VARIABLES_FOR`]): a request on a reused instance neither parses nor validates it
+/// again, nor hashes its token's cache key. A config that fails to load is not kept; its error
+/// is made anew for every request, as in the default build.
+pub fn config(vars: &SpinVariables) -> Result<Rc<Config>> {
+    let kept = CONFIG.with_borrow(|kept| {
+        kept.as_ref()
+            .filter(|kept| Rc::ptr_eq(&kept.from, &vars.0))
+            .map(|kept| kept.config.clone())
+    });
+    if let Some(config) = kept {
+        return Ok(config);
+    }
+    let config = Rc::new(Config::load(vars)?);
+    let token_key = config.token.as_ref().map(cache_key);
+    CONFIG.set(Some(KeptConfig {
+        from: vars.0.clone(),
+        config: config.clone(),
+        token_key,
+    }));
+    Ok(config)
+}
+
+/// The cache key of `token_cfg`, the token of `cfg`: the kept one when `cfg` is the kept config
+/// (while it is kept, no other config can share its address).
+fn token_key(cfg: &Config, token_cfg: &TokenConfig) -> String {
+    CONFIG
+        .with_borrow(|kept| {
+            kept.as_ref()
+                .filter(|kept| std::ptr::eq(Rc::as_ptr(&kept.config), cfg))
+                .and_then(|kept| kept.token_key.clone())
+        })
+        .unwrap_or_else(|| cache_key(token_cfg))
+}
 
 impl Variables for SpinVariables {
     fn get(&self, name: &str) -> Result<Option<String>> {

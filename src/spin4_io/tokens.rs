@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::port::Io;
 use crate::retry::Tokens;
 use crate::token::{
-    cache_key, Clock, Contender, HeldToken, Token, TokenCache, TokenPorts, TokenRecord, TokenStore,
+    Clock, Contender, HeldToken, Token, TokenCache, TokenPorts, TokenRecord, TokenStore,
 };
 
 thread_local! {
@@ -37,7 +37,7 @@ impl<'a> InstanceTokens<'a> {
             cfg: token_cfg,
             kv_store: &cfg.kv_store,
             timeout: cfg.upstream_timeout,
-            key: cache_key(token_cfg),
+            key: super::token_key(cfg, token_cfg),
             held: HELD.with(Rc::clone),
         }
     }

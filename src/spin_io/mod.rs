@@ -75,6 +75,11 @@ pub async fn send(
     send_with_token(&mut sender, tokens.as_ref().map(|t| t as &dyn Tokens)).await
 }
 
+/// The config from `vars`: each request has a fresh instance, so it loads anew every time.
+pub fn config(vars: &SpinVariables) -> Result<Config> {
+    Config::load(vars)
+}
+
 /// The component variables, read as the config asks for them.
 pub async fn variables() -> SpinVariables {
     SpinVariables
