@@ -309,4 +309,13 @@ async fn component_output_is_captured() {
     let logs = w.host.logs();
     assert!(logs.contains("probe-stdout-line"), "{logs}");
     assert!(logs.contains("probe-stderr-line"), "{logs}");
+    // And in the component's log files, as `spin up` writes `.spin/logs`, appended to by every
+    // instance: two requests, two fresh instances, two lines in each.
+    probe(&w.host, "/probe/print").await;
+    let log_dir = w.dir.path().join("state").join("logs");
+    let read = |file: &str| std::fs::read_to_string(log_dir.join(file)).unwrap_or_default();
+    let (stdout, stderr) = (read("probe_stdout.txt"), read("probe_stderr.txt"));
+    assert_eq!(stdout.matches("probe-stdout-line").count(), 2, "{stdout}");
+    assert_eq!(stderr.matches("probe-stderr-line").count(), 2, "{stderr}");
+    assert!(!stdout.contains("probe-stderr-line"), "{stdout}");
 }

@@ -1,6 +1,6 @@
 //! The WASI context every instance (one request's for p2, several requests' for p3) starts
-//! from: its resource table, a `WasiCtx` with stdout and stderr captured into the host's
-//! [`LogSink`], and a `WasiHttpCtx`.
+//! from: its resource table, a `WasiCtx` with stdout and stderr going to the component's log
+//! files and the host's log buffer ([`ComponentLog`]), and a `WasiHttpCtx`.
 //!
 //! Spin gives a component no args, no host environment and no preopened directories unless the
 //! manifest asks (`environment`, `files`), which this project does not use; neither does this.
@@ -10,7 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
-use super::logs::LogSink;
+use super::logs::ComponentLog;
 
 /// WASI state for one instance.
 pub struct WasiState {
@@ -20,11 +20,8 @@ pub struct WasiState {
 }
 
 impl WasiState {
-    pub fn new(logs: &LogSink) -> WasiState {
-        let wasi = WasiCtxBuilder::new()
-            .stdout(logs.clone())
-            .stderr(logs.clone())
-            .build();
+    pub fn new(stdout: ComponentLog, stderr: ComponentLog) -> WasiState {
+        let wasi = WasiCtxBuilder::new().stdout(stdout).stderr(stderr).build();
         WasiState {
             table: ResourceTable::new(),
             wasi,

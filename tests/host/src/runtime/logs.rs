@@ -1,9 +1,12 @@
 //! The log buffer every instance's stdout and stderr go to, plus the host's own error lines
-//! (guest traps, failed requests), readable by tests as one string. `spin up` prints component
-//! output to its terminal (or `.spin/logs`); the tests need to search it, so it is kept in memory.
-//! It does not filter or parse what it is given.
+//! (guest traps, failed requests), readable by tests as one string. `spin up` writes component
+//! output to `.spin/logs/<component>_stdout.txt` and `_stderr.txt`, opening both files for every
+//! instance ([`ComponentLog`] does the same under the host's state directory); the tests need to
+//! search it, so it is also kept in memory. It does not filter or parse what it is given.
 
+use std::fs::File;
 use std::io::Write as _;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
@@ -88,5 +91,72 @@ mod tests {
         sink.write(b"hello ");
         sink.clone().write(b"world");
         assert_eq!(sink.contents(), "hello world");
+    }
+}
+
+/// One instance's stdout or stderr: the shared [`LogSink`], and the component's log file, opened
+/// for this instance (create, append) as `spin up` opens it for each instance it makes.
+#[derive(Clone)]
+pub struct ComponentLog {
+    sink: LogSink,
+    file: Option<Arc<File>>,
+}
+
+impl ComponentLog {
+    /// `<dir>/<component>_<stream>.txt` (`stream`: `stdout` or `stderr`); without a directory,
+    /// or when the file cannot be opened (said once in the log), only the sink.
+    pub fn open(sink: &LogSink, dir: Option<&Path>, component: &str, stream: &str) -> ComponentLog {
+        let file = dir.and_then(|dir| {
+            let path = dir.join(format!("{component}_{stream}.txt"));
+            match File::options().create(true).append(true).open(&path) {
+                Ok(file) => Some(Arc::new(file)),
+                Err(e) => {
+                    sink.host_line(&format!("cannot open {}: {e}", path.display()));
+                    None
+                }
+            }
+        });
+        ComponentLog {
+            sink: sink.clone(),
+            file,
+        }
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        self.sink.write(bytes);
+        if let Some(file) = &self.file {
+            let _ = (&**file).write_all(bytes);
+        }
+    }
+}
+
+impl IsTerminal for ComponentLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for ComponentLog {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl AsyncWrite for ComponentLog {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.write(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }

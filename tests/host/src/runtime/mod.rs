@@ -9,4 +9,4 @@ pub mod logs;
 
 pub use compile::{componentize, engine, load_component};
 pub use context::WasiState;
-pub use logs::LogSink;
+pub use logs::{ComponentLog, LogSink};

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -73,6 +74,8 @@ pub struct App {
     router: Router,
     pub(crate) kv: Arc<KvStores>,
     pub(crate) logs: LogSink,
+    /// Where each instance's stdout and stderr files go (`<state_dir>/logs`), as `.spin/logs`.
+    log_dir: Option<PathBuf>,
     pub(crate) served: std::sync::Mutex<Vec<ServedRequest>>,
     /// Guest invocations that have not returned yet; a guest may go on after its response
     /// (a write after the body is out), as on Spin.
@@ -103,6 +106,15 @@ impl App {
             bail!("the instance reuse counts must be at least 1, got {limits:?}");
         }
         let logs = LogSink::new();
+        // `spin up` logs component output under `.spin/logs`; the state dir is `.spin`.
+        let log_dir = opts.state_dir.join("logs");
+        let log_dir = match std::fs::create_dir_all(&log_dir) {
+            Ok(()) => Some(log_dir),
+            Err(e) => {
+                logs.host_line(&format!("cannot create {}: {e}", log_dir.display()));
+                None
+            }
+        };
         let running = Arc::<std::sync::atomic::AtomicUsize>::default();
         let manifest = Manifest::load(&opts.manifest)?;
         let app_vars = ResolvedAppVariables::resolve(&manifest.variables, &opts.variables)?;
@@ -157,6 +169,7 @@ impl App {
             router,
             kv,
             logs,
+            log_dir,
             served: Default::default(),
             running,
         })
@@ -294,7 +307,14 @@ impl App {
                 allowed: component.kv_allowed.clone(),
                 stores: self.kv.clone(),
             };
-            InstanceState::new(outbound, kv, component.vars.clone(), &self.logs)
+            InstanceState::new(
+                outbound,
+                kv,
+                component.vars.clone(),
+                &self.logs,
+                self.log_dir.as_deref(),
+                &route_match.component,
+            )
         };
         match &component.handler {
             Handler::P2(pre) => {

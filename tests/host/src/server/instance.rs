@@ -8,6 +8,7 @@
 //! This is the only place that knows every interface at once. It does not run the instance
 //! (see `invoke.rs`, `invoke_p3.rs`) and holds no state of its own.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
@@ -18,7 +19,7 @@ use wasmtime_wasi_http::p2::{WasiHttpCtxView, WasiHttpView};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{p2, p3};
 
-use crate::runtime::{engine, LogSink, WasiState};
+use crate::runtime::{engine, ComponentLog, LogSink, WasiState};
 use crate::spin::kv::{self, KvAccess, KvView};
 use crate::spin::outbound::OutboundHooks;
 use crate::spin::variables::{self, ComponentVariables, VariablesView};
@@ -37,9 +38,12 @@ impl InstanceState {
         kv: KvAccess,
         vars: Arc<ComponentVariables>,
         logs: &LogSink,
+        log_dir: Option<&Path>,
+        component: &str,
     ) -> InstanceState {
+        let stream = |name| ComponentLog::open(logs, log_dir, component, name);
         InstanceState {
-            wasi: WasiState::new(logs),
+            wasi: WasiState::new(stream("stdout"), stream("stderr")),
             outbound,
             kv,
             vars,
