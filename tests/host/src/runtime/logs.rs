@@ -50,50 +50,6 @@ impl LogSink {
     }
 }
 
-impl IsTerminal for LogSink {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for LogSink {
-    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-impl AsyncWrite for LogSink {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.write(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_sink_collects_writes() {
-        let sink = LogSink::new();
-        sink.write(b"hello ");
-        sink.clone().write(b"world");
-        assert_eq!(sink.contents(), "hello world");
-    }
-}
-
 /// One instance's stdout or stderr: the shared [`LogSink`], and the component's log file, opened
 /// for this instance (create, append) as `spin up` opens it for each instance it makes.
 #[derive(Clone)]
@@ -158,5 +114,18 @@ impl AsyncWrite for ComponentLog {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_sink_collects_writes() {
+        let sink = LogSink::new();
+        sink.write(b"hello ");
+        sink.clone().write(b"world");
+        assert_eq!(sink.contents(), "hello world");
     }
 }
