@@ -22,11 +22,8 @@ use crate::decision::Forward;
 use crate::error::{Error, Failure, Result, Target};
 use crate::port::Io;
 use crate::retry::Upstream;
-use crate::token::{TokenEndpoint, TokenRequest};
+use crate::token::{TokenEndpoint, TokenRequest, TOKEN_REPLY_LIMIT};
 use crate::wasi_http::{nanos, outbound_failure, RequestLine};
-
-/// A token endpoint reply larger than this is not a token reply.
-const TOKEN_REPLY_LIMIT: usize = 64 * 1024;
 
 /// The upstream's answer: its head converted for the core, its body still in the runtime.
 pub struct UpstreamResponse {

@@ -23,11 +23,8 @@ use crate::decision::Forward;
 use crate::error::{Error, Failure, Result, Target};
 use crate::port::{ready, Io};
 use crate::retry::Upstream;
-use crate::token::{TokenEndpoint, TokenRequest};
+use crate::token::{TokenEndpoint, TokenRequest, TOKEN_REPLY_LIMIT};
 use crate::wasi_http::{outbound_failure, RequestLine};
-
-/// A token endpoint reply larger than this is not a token reply.
-const TOKEN_REPLY_LIMIT: u64 = 64 * 1024;
 
 /// The upstream's answer: its head converted for the core, its body still in the runtime.
 pub struct UpstreamResponse {
@@ -152,7 +149,7 @@ impl WasiTokenEndpoint {
         let stream = body
             .stream()
             .map_err(|_| Error::internal("token reply stream already taken"))?;
-        let bytes = match read_up_to(&stream, TOKEN_REPLY_LIMIT) {
+        let bytes = match read_up_to(&stream, TOKEN_REPLY_LIMIT as u64) {
             Ok(Read::Whole(bytes)) => bytes,
             Ok(Read::Over(_)) => {
                 return Err(Error::token_endpoint(

@@ -126,6 +126,9 @@ fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Lifetime>, 
     }))
 }
 
+/// A token endpoint reply larger than this is not a token reply (both edges stop reading there).
+pub const TOKEN_REPLY_LIMIT: usize = 64 * 1024;
+
 /// Turns the endpoint's answer into a record. The reason in an error is ours (status, shape),
 /// never the endpoint's own text, which may echo credentials.
 pub fn parse_token_reply(

@@ -17,7 +17,9 @@ pub use cache::{
     cache_key, lease_key, random_id, system_now_ms, Clock, Contender, ContenderId, TokenCache,
     TokenPorts, TokenStore,
 };
-pub use endpoint::{parse_token_reply, token_request, TokenEndpoint, TokenRequest};
+pub use endpoint::{
+    parse_token_reply, token_request, TokenEndpoint, TokenRequest, TOKEN_REPLY_LIMIT,
+};
 pub use held::{HeldToken, REREAD_AFTER};
 pub use record::TokenRecord;
 
