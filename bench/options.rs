@@ -13,7 +13,7 @@ const MAX_REQUESTS: usize = 100_000;
 const MAX_CONCURRENCY: usize = 256;
 const MAX_ROUNDS: usize = 20;
 
-pub const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C] [--rounds R] [--baseline-wasm PATH] [--access-log on|off] [--spin4 on|off] [--nagle on|off] [--burst N]
+pub const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C] [--rounds R] [--baseline-wasm PATH] [--access-log on|off] [--spin4 on|off] [--nagle on|off] [--only LABELS] [--burst N]
   --requests N            requests per load scenario (default 2000, at most 100000)
   --concurrency C         keep-alive connections sending at once (default 8, at most 256)
   --rounds R              split each scenario's requests into R rounds run round-robin over all
@@ -27,6 +27,8 @@ pub const USAGE: &str = "usage: proxy_bench [--requests N] [--concurrency C] [--
                           as the test host: see HostOptions::nagle)
   --baseline-wasm PATH    also run (b) and (c) against this credential_proxy.wasm (e.g. an older
                           commit's build), interleaved with the current one, in the same run
+  --only LABELS           run only these load scenarios, by label without the brackets and
+                          comma-separated (e.g. --only c,c4); for profiling one scenario
   --burst N               instead of the usual scenarios, only the cold-cache burst: N requests at
                           concurrency C to a fresh proxy with the token flow on (bench/burst.rs)";
 
@@ -39,6 +41,8 @@ pub struct Options {
     pub spin4: bool,
     /// Requests of the cold-cache burst; 0 runs the usual scenarios instead.
     pub burst: usize,
+    /// Labels of the load scenarios to run (`c4` for "(c4)"); empty runs them all.
+    pub only: Vec<String>,
 }
 
 impl Options {
@@ -50,6 +54,7 @@ impl Options {
             baseline_wasm: None,
             spin4: true,
             burst: 0,
+            only: Vec::new(),
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -79,6 +84,20 @@ impl Options {
                 options.baseline_wasm = Some(path.into());
                 continue;
             }
+            if name == "--only" {
+                let labels = inline
+                    .or_else(|| args.next())
+                    .with_context(|| format!("{name} needs scenario labels"))?;
+                options.only = labels
+                    .split(',')
+                    .map(|l| l.trim().trim_matches(['(', ')']).to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                if options.only.is_empty() {
+                    bail!("{name} needs at least one scenario label, such as c4");
+                }
+                continue;
+            }
             let (slot, max) = match name.as_str() {
                 "--requests" => (&mut options.requests, MAX_REQUESTS),
                 "--concurrency" => (&mut options.concurrency, MAX_CONCURRENCY),
@@ -95,6 +114,12 @@ impl Options {
             };
         }
         Ok(options)
+    }
+
+    /// Whether the load scenario labelled `label` ("(c4)") is to run.
+    pub fn runs(&self, label: &str) -> bool {
+        let bare = label.trim_matches(['(', ')']);
+        self.only.is_empty() || self.only.iter().any(|l| l == bare)
     }
 
     /// Warm-up requests per scenario, not counted: a few per connection.

@@ -270,6 +270,14 @@ async fn run(options: &Options) -> Result<()> {
         caching.target(SMALL_UNIQUE),
         &caching.host,
     ));
+    if let Some(unknown) = options.only.iter().find(|l| {
+        !scenarios
+            .iter()
+            .any(|p| p.label.trim_matches(['(', ')']) == l.as_str())
+    }) {
+        bail!("--only: no scenario ({unknown}) in this run");
+    }
+    scenarios.retain(|planned| options.runs(planned.label));
     let mut results: Vec<Scenario> = Vec::new();
     for round in 0..options.rounds {
         for planned in &scenarios {
