@@ -6,7 +6,7 @@
 //! reads ([`KvStores::reads`]), for the bench. It does not check grants (see `mod.rs`).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -50,8 +50,7 @@ impl KvFailures {
 /// Every store of one host.
 pub struct KvStores {
     configured: HashMap<String, KeyValueStore>,
-    default_db_path: PathBuf,
-    default_db: OnceCell<SqliteDb>,
+    default_db: SqliteDb,
     opened: Mutex<HashMap<String, Arc<OnceCell<Store>>>>,
     failures: Mutex<HashMap<String, KvFailures>>,
     /// Guest `get` calls so far, every label and both interface versions.
@@ -62,8 +61,7 @@ impl KvStores {
     pub fn new(state_dir: &Path, configured: Vec<(String, KeyValueStore)>) -> KvStores {
         KvStores {
             configured: configured.into_iter().collect(),
-            default_db_path: state_dir.join(DEFAULT_DB_FILE),
-            default_db: OnceCell::new(),
+            default_db: SqliteDb::new(Some(state_dir.join(DEFAULT_DB_FILE))),
             opened: Mutex::default(),
             failures: Mutex::default(),
             reads: AtomicU64::new(0),
@@ -97,8 +95,9 @@ impl KvStores {
         Ok(())
     }
 
-    /// The store for `label`, connecting or opening its database on first use. A failed open
-    /// is retried by the next call, as Spin's store managers do.
+    /// The store for `label`, connecting to Redis on first use; a SQLite store's database is
+    /// reached in a blocking section on every open, as Spin's store manager does (and opened on
+    /// the first). A failed open is retried by the next call, as Spin's store managers do.
     pub async fn open(&self, label: &str) -> Result<Store> {
         let cell = self
             .opened
@@ -107,10 +106,14 @@ impl KvStores {
             .entry(label.to_string())
             .or_default()
             .clone();
-        cell.get_or_try_init(|| self.connect(label))
-            .await
-            .cloned()
-            .with_context(|| format!("cannot open key-value store {label:?}"))
+        let store = cell.get_or_try_init(|| self.connect(label)).await.cloned();
+        let store = match store {
+            Ok(Store::Sqlite { db, label }) => {
+                db.connect().await.map(|()| Store::Sqlite { db, label })
+            }
+            other => other,
+        };
+        store.with_context(|| format!("cannot open key-value store {label:?}"))
     }
 
     async fn connect(&self, label: &str) -> Result<Store> {
@@ -119,24 +122,11 @@ impl KvStores {
             Some(KeyValueStore::Redis { url }) => {
                 return Ok(Store::Redis(RedisDb::connect(url).await?))
             }
-            Some(KeyValueStore::Sqlite { path }) => open_sqlite(path.clone()).await?,
-            None => {
-                let path = self.default_db_path.clone();
-                self.default_db
-                    .get_or_try_init(|| open_sqlite(Some(path)))
-                    .await?
-                    .clone()
-            }
+            Some(KeyValueStore::Sqlite { path }) => SqliteDb::new(path.clone()),
+            None => self.default_db.clone(),
         };
         Ok(Store::Sqlite { db, label })
     }
-}
-
-/// Opens a database off the async workers (it may create the file and its table).
-async fn open_sqlite(path: Option<PathBuf>) -> Result<SqliteDb> {
-    tokio::task::spawn_blocking(move || SqliteDb::open(path.as_deref()))
-        .await
-        .context("opening the database panicked")?
 }
 
 impl Store {
