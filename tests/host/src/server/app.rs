@@ -36,7 +36,7 @@ use crate::runtime::{self, LogSink};
 use crate::runtime_config;
 use crate::spin::allowed_hosts::{service_chaining_target, AllowedHosts};
 use crate::spin::kv::{KvAccess, KvStores};
-use crate::spin::outbound::{ChainTarget, OutboundHooks};
+use crate::spin::outbound::{ChainTarget, InstanceHosts, OutboundHooks};
 use crate::spin::variables::{ComponentVariables, ResolvedAppVariables};
 
 /// How a component's requests get an instance.
@@ -50,7 +50,8 @@ enum Handler {
 /// A component ready to serve.
 struct LoadedComponent {
     handler: Handler,
-    allowed: Arc<AllowedHosts>,
+    /// `allowed_outbound_hosts` as written, for each instance to prepare.
+    allowed: Arc<[String]>,
     kv_allowed: Arc<HashSet<String>>,
     vars: Arc<ComponentVariables>,
 }
@@ -72,6 +73,8 @@ pub struct ServedRequest {
 pub struct App {
     components: HashMap<String, LoadedComponent>,
     router: Router,
+    /// The app variables as resolved at startup, which instances look up again (as Spin's do).
+    app_vars: Arc<ResolvedAppVariables>,
     pub(crate) kv: Arc<KvStores>,
     pub(crate) logs: LogSink,
     /// Where each instance's stdout and stderr files go (`<state_dir>/logs`), as `.spin/logs`.
@@ -117,7 +120,10 @@ impl App {
         };
         let running = Arc::<std::sync::atomic::AtomicUsize>::default();
         let manifest = Manifest::load(&opts.manifest)?;
-        let app_vars = ResolvedAppVariables::resolve(&manifest.variables, &opts.variables)?;
+        let app_vars = Arc::new(ResolvedAppVariables::resolve(
+            &manifest.variables,
+            &opts.variables,
+        )?);
         let mut stores = match &opts.runtime_config {
             Some(path) => runtime_config::load(path)?,
             None => Vec::new(),
@@ -150,15 +156,16 @@ impl App {
                     logs.clone(),
                 )),
             };
-            let allowed = AllowedHosts::parse(&c.allowed_outbound_hosts, &app_vars)
+            // Checked now so a bad entry stops startup; every instance parses them again.
+            AllowedHosts::parse(&c.allowed_outbound_hosts, &app_vars)
                 .with_context(|| format!("component {id:?}: invalid allowed_outbound_hosts"))?;
-            let vars = ComponentVariables::resolve(id, &c.variables, &app_vars)
+            let vars = ComponentVariables::resolve(id, &c.variables, app_vars.clone())
                 .with_context(|| format!("component {id:?}: cannot resolve variables"))?;
             components.insert(
                 id.clone(),
                 LoadedComponent {
                     handler,
-                    allowed: Arc::new(allowed),
+                    allowed: c.allowed_outbound_hosts.clone().into(),
                     kv_allowed: Arc::new(c.key_value_stores.iter().cloned().collect()),
                     vars: Arc::new(vars),
                 },
@@ -167,6 +174,7 @@ impl App {
         Ok(App {
             components,
             router,
+            app_vars,
             kv,
             logs,
             log_dir,
@@ -300,7 +308,7 @@ impl App {
         let running = invoke::Running::start(&self.running);
         let new_state = || {
             let outbound = OutboundHooks {
-                allowed: component.allowed.clone(),
+                allowed: InstanceHosts::new(component.allowed.clone(), self.app_vars.clone()),
                 chain: self.clone(),
             };
             let kv = KvAccess {

@@ -4,7 +4,9 @@
 //! default sender, which applies the guest's connect / first-byte / between-bytes timeouts.
 //!
 //! As in Spin's outbound-http factor, a refused request fails inside the component with
-//! `error-code::HTTP-request-denied`, from the response future. Chaining follows
+//! `error-code::HTTP-request-denied`, from the response future. As in Spin's outbound-networking
+//! factor, an instance prepares its allowed hosts on its first outbound request ([`InstanceHosts`]:
+//! every app variable looked up again, the entries parsed again) and keeps them for its later ones. Chaining follows
 //! `trigger-http/src/outbound_http.rs`; this module does not know who serves the chained request
 //! (the server implements [`ChainTarget`]), so it never depends on the server.
 
@@ -20,6 +22,44 @@ use wasmtime_wasi_http::p2::types::{
 use wasmtime_wasi_http::p2::{HttpResult, WasiHttpHooks};
 
 use super::allowed_hosts::{service_chaining_target, AllowedHosts};
+use super::variables::ResolvedAppVariables;
+
+/// One instance's `allowed_outbound_hosts`, prepared as Spin 4.0.2's outbound-networking factor
+/// prepares them (`prepare` in `crates/factor-outbound-networking/src/lib.rs`): on the instance's
+/// first outbound request, every app variable is looked up again
+/// ([`ResolvedAppVariables::prepare`]) and the entries are parsed with them; the instance's later
+/// requests reuse the result. A fresh instance per request (WASIp2) pays this on every request
+/// that sends one; a reused WASIp3 instance pays it once.
+#[derive(Clone)]
+pub struct InstanceHosts {
+    entries: Arc<[String]>,
+    app: Arc<ResolvedAppVariables>,
+    prepared: Arc<tokio::sync::OnceCell<Arc<AllowedHosts>>>,
+}
+
+impl InstanceHosts {
+    /// A new instance's hosts, not yet prepared.
+    pub fn new(entries: Arc<[String]>, app: Arc<ResolvedAppVariables>) -> InstanceHosts {
+        InstanceHosts {
+            entries,
+            app,
+            prepared: Arc::default(),
+        }
+    }
+
+    /// Whether a request to `uri` may leave the instance; one that cannot be checked (a variable
+    /// that no longer resolves) may not, as in Spin.
+    async fn allows_uri(&self, uri: &http::Uri) -> bool {
+        let prepared = self
+            .prepared
+            .get_or_try_init(|| async {
+                let vars = self.app.prepare().await?;
+                anyhow::Ok(Arc::new(AllowedHosts::parse(&self.entries, &vars)?))
+            })
+            .await;
+        prepared.is_ok_and(|hosts| hosts.allows_uri(uri))
+    }
+}
 
 /// Who serves service-chained requests: the app, in-process, without a socket.
 pub trait ChainTarget: Send + Sync + 'static {
@@ -35,7 +75,7 @@ pub trait ChainTarget: Send + Sync + 'static {
 /// The per-instance wasi:http hooks: policy check, then chaining or the default sender. The p2
 /// hook is here; the p3 one (`outbound_p3.rs`) goes through [`OutboundHooks::send`] too.
 pub struct OutboundHooks {
-    pub allowed: Arc<AllowedHosts>,
+    pub allowed: InstanceHosts,
     pub chain: Arc<dyn ChainTarget>,
 }
 
@@ -50,7 +90,7 @@ impl OutboundHooks {
         let allowed = self.allowed.clone();
         let chain = self.chain.clone();
         async move {
-            if !allowed.allows_uri(request.uri()) {
+            if !allowed.allows_uri(request.uri()).await {
                 return Err(ErrorCode::HttpRequestDenied);
             }
             let Some(target) = service_chaining_target(request.uri()) else {
@@ -75,12 +115,8 @@ impl WasiHttpHooks for OutboundHooks {
         request: http::Request<HyperOutgoingBody>,
         config: OutgoingRequestConfig,
     ) -> HttpResult<HostFutureIncomingResponse> {
-        // A refusal is ready at once, as Spin's; anything else runs on its own task.
-        if !self.allowed.allows_uri(request.uri()) {
-            return Ok(HostFutureIncomingResponse::ready(Ok(Err(
-                ErrorCode::HttpRequestDenied,
-            ))));
-        }
+        // Every request, refused or not, runs on its own task, as in Spin 4.0.2
+        // (`crates/factor-outbound-http/src/wasi.rs`): the check may have to prepare the hosts.
         let sending = self.send(request, config);
         let handle = wasmtime_wasi::runtime::spawn(async move { Ok(sending.await) });
         Ok(HostFutureIncomingResponse::pending(handle))

@@ -1,19 +1,27 @@
 //! `fermyon:spin/variables@2.0.0` and `spin:variables/variables@3.0.0` (Spin 4's async
 //! version): resolution of app variables (override > default, a required one without a value is
-//! a startup error), each component's variables rendered from their templates at load time, and
+//! a startup error), each component's variables checked against their templates at load time, and
 //! the guest-facing `variables.get` of both versions, which answer alike.
 //!
 //! Mirrors spin-expressions (`crates/expressions/src/lib.rs`): the same error variants and
 //! messages for `variables.get` (`invalid-name` for a malformed name, `undefined` for a name the
-//! component does not list). It does not read the manifest (see `manifest.rs`) nor parse
-//! templates (see `template.rs`), and it has no providers other than overrides and defaults.
+//! component does not list). As in Spin, a `get` renders the variable's template again, looking
+//! up each app variable it refers to through the environment provider first (`SPIN_VARIABLE_<NAME>`,
+//! read in a blocking section as Spin's `variables-env` reads it) and then the value resolved at
+//! startup; [`ResolvedAppVariables::prepare`] looks up every app variable that way, as each Spin
+//! instance does before its first outbound request. It does not read the manifest (see
+//! `manifest.rs`) nor parse templates (see `template.rs`), and it has no providers other than the
+//! environment, overrides and defaults.
 
 use std::collections::{BTreeMap, HashMap};
 
-use anyhow::{bail, Result};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
 use wasmtime::component::{Accessor, HasData, Linker};
 
 use crate::manifest::AppVariable;
+use crate::spin::blocking;
 use crate::template::{validate_key, Template};
 
 mod bindings {
@@ -67,44 +75,99 @@ impl ResolvedAppVariables {
 
     /// Expands a template (component variable or allowed host) against these values.
     pub fn expand(&self, text: &str) -> Result<String> {
-        Template::parse(text)?.render(|name| {
-            self.values
+        Template::parse(text)?.render(|name| self.value(name))
+    }
+
+    fn value(&self, name: &str) -> Result<String> {
+        self.values
+            .get(name)
+            .cloned()
+            .ok_or_else(|| anyhow!("invalid variable name: {name}"))
+    }
+
+    /// App variable `name` as Spin's resolver reads it on every use: its environment provider
+    /// first (`SPIN_VARIABLE_<NAME>`, read inside a blocking section as Spin's `variables-env`
+    /// does), then the value resolved at startup.
+    pub async fn lookup(&self, name: &str) -> Result<String> {
+        let key = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
+        let (key, found) = blocking(move || {
+            let found = std::env::var(&key);
+            (key, found)
+        })
+        .await?;
+        match found {
+            Ok(value) => Ok(value),
+            Err(std::env::VarError::NotPresent) => self.value(name),
+            Err(e) => Err(e).with_context(|| format!("failed to resolve env var {key}")),
+        }
+    }
+
+    /// Every app variable looked up again ([`ResolvedAppVariables::lookup`]), one after the
+    /// other: what Spin's resolver `prepare` does in every instance before the instance's first
+    /// outbound request is checked against `allowed_outbound_hosts`.
+    pub async fn prepare(&self) -> Result<ResolvedAppVariables> {
+        let mut values = HashMap::with_capacity(self.values.len());
+        for name in self.values.keys() {
+            values.insert(name.clone(), self.lookup(name).await?);
+        }
+        Ok(ResolvedAppVariables { values })
+    }
+
+    /// Renders `template`, looking up every reference as it comes, as Spin's `resolve` does.
+    async fn render(&self, template: &Template) -> Result<String> {
+        let mut found = HashMap::new();
+        for name in template.references() {
+            let value = self.lookup(name).await?;
+            found.insert(name, value);
+        }
+        template.render(|name| {
+            found
                 .get(name)
                 .cloned()
-                .ok_or_else(|| anyhow::anyhow!("invalid variable name: {name}"))
+                .ok_or_else(|| anyhow!("invalid variable name: {name}"))
         })
     }
 }
 
-/// One component's variables, resolved at startup (values never change while the host runs).
-#[derive(Debug, Clone, Default)]
+/// One component's variables: their templates, checked at startup, rendered on every `get`.
+#[derive(Debug, Clone)]
 pub struct ComponentVariables {
     pub component_id: String,
-    pub values: HashMap<String, String>,
+    templates: HashMap<String, Template>,
+    app: Arc<ResolvedAppVariables>,
 }
 
 impl ComponentVariables {
+    /// Parses the component's templates and checks that each renders with the app's variables.
     pub fn resolve(
         component_id: &str,
         templates: &BTreeMap<String, String>,
-        app: &ResolvedAppVariables,
+        app: Arc<ResolvedAppVariables>,
     ) -> Result<ComponentVariables> {
-        let mut values = HashMap::new();
-        for (name, template) in templates {
-            values.insert(name.clone(), app.expand(template)?);
+        let mut parsed = HashMap::new();
+        for (name, text) in templates {
+            let template = Template::parse(text)?;
+            template.render(|name| app.value(name))?;
+            parsed.insert(name.clone(), template);
         }
         Ok(ComponentVariables {
             component_id: component_id.to_string(),
-            values,
+            templates: parsed,
+            app,
         })
     }
 
-    /// `variables.get` exactly as Spin answers it.
-    pub fn get(&self, name: &str) -> Result<String, GetError> {
+    /// `variables.get` exactly as Spin answers it, rendering the template as Spin does on
+    /// every call.
+    pub async fn get(&self, name: &str) -> Result<String, GetError> {
         validate_key(name).map_err(GetError::InvalidName)?;
-        self.values.get(name).cloned().ok_or_else(|| {
+        let template = self.templates.get(name).ok_or_else(|| {
             GetError::Undefined(format!("no variable for {:?}.{name:?}", self.component_id))
-        })
+        })?;
+        self.app
+            .render(template)
+            .await
+            .map_err(|e| GetError::Provider(format!("{e:#}")))
     }
 }
 
@@ -113,6 +176,8 @@ impl ComponentVariables {
 pub enum GetError {
     InvalidName(String),
     Undefined(String),
+    /// The environment provider could not read a value (not UTF-8).
+    Provider(String),
 }
 
 impl From<GetError> for variables::Error {
@@ -120,6 +185,7 @@ impl From<GetError> for variables::Error {
         match e {
             GetError::InvalidName(m) => variables::Error::InvalidName(m),
             GetError::Undefined(m) => variables::Error::Undefined(m),
+            GetError::Provider(m) => variables::Error::Provider(m),
         }
     }
 }
@@ -129,12 +195,13 @@ impl From<GetError> for variables_v3::Error {
         match e {
             GetError::InvalidName(m) => variables_v3::Error::InvalidName(m),
             GetError::Undefined(m) => variables_v3::Error::Undefined(m),
+            GetError::Provider(m) => variables_v3::Error::Provider(m),
         }
     }
 }
 
-/// What an instance's `variables.get` reads: its component's resolved variables.
-pub struct VariablesView<'a>(pub &'a ComponentVariables);
+/// What an instance's `variables.get` reads: its component's variables.
+pub struct VariablesView<'a>(pub &'a Arc<ComponentVariables>);
 
 struct VariablesData;
 
@@ -144,7 +211,7 @@ impl HasData for VariablesData {
 
 impl variables::Host for VariablesView<'_> {
     async fn get(&mut self, name: String) -> Result<String, variables::Error> {
-        Ok(self.0.get(&name)?)
+        Ok(self.0.get(&name).await?)
     }
 }
 
@@ -156,7 +223,8 @@ impl variables_v3::HostWithStore for VariablesData {
         accessor: &Accessor<T, Self>,
         name: String,
     ) -> Result<String, variables_v3::Error> {
-        Ok(accessor.with(|mut access| access.get().0.get(&name))?)
+        let vars = accessor.with(|mut access| access.get().0.clone());
+        Ok(vars.get(&name).await?)
     }
 }
 
@@ -201,21 +269,21 @@ mod tests {
         assert_eq!(app.expand("{{ a }}/{{b}}").unwrap(), "x/set");
     }
 
-    #[test]
-    fn get_answers_like_spin() {
+    #[tokio::test]
+    async fn get_answers_like_spin() {
         let mut declared = BTreeMap::new();
         declared.insert("secret".to_string(), var(Some("s3"), false));
         let app = ResolvedAppVariables::resolve(&declared, &[]).unwrap();
         let mut templates = BTreeMap::new();
         templates.insert("api_key".to_string(), "k-{{ secret }}".to_string());
-        let vars = ComponentVariables::resolve("getty", &templates, &app).unwrap();
-        assert_eq!(vars.get("api_key").unwrap(), "k-s3");
+        let vars = ComponentVariables::resolve("getty", &templates, Arc::new(app)).unwrap();
+        assert_eq!(vars.get("api_key").await.unwrap(), "k-s3");
         assert!(matches!(
-            vars.get("secret"),
+            vars.get("secret").await,
             Err(GetError::Undefined(m)) if m == "no variable for \"getty\".\"secret\""
         ));
         assert!(matches!(
-            vars.get("Bad-Name"),
+            vars.get("Bad-Name").await,
             Err(GetError::InvalidName(_))
         ));
     }

@@ -1,0 +1,92 @@
+//! Spin's environment variables provider, as a component sees it: every `variables.get` looks up
+//! `SPIN_VARIABLE_<NAME>` again before the value the app started with, and every new instance
+//! prepares its `allowed_outbound_hosts` again from the variables as they are then.
+//!
+//! The only test in its own binary: it changes the process's environment, which no other test
+//! may read at the same time.
+
+use std::path::Path;
+
+use http_body_util::BodyExt;
+use serde_json::Value;
+use spin_test_host::mock::Upstream;
+use spin_test_host::{build_probe, HostOptions, SpinHost};
+
+const GREETING_ENV: &str = "SPIN_VARIABLE_CP_ENV_TEST_GREETING";
+const HOST_ENV: &str = "SPIN_VARIABLE_CP_ENV_TEST_HOST";
+
+fn manifest(dir: &Path, probe: &Path, upstream: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "env-provider"
+
+[variables]
+cp_env_test_greeting = {{ default = "from-default" }}
+cp_env_test_host = {{ default = "{upstream}" }}
+
+[[trigger.http]]
+route = "/probe/..."
+component = "probe"
+
+[component.probe]
+source = "{}"
+allowed_outbound_hosts = ["http://{{{{ cp_env_test_host }}}}"]
+[component.probe.variables]
+greeting = "say {{{{ cp_env_test_greeting }}}}"
+"#,
+        probe.display()
+    );
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn probe(host: &SpinHost, path: &str) -> Value {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let resp = client.get(host.url(path).parse().unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn variables_and_allowed_hosts_follow_the_environment_per_use() {
+    let probe_wasm = tokio::task::spawn_blocking(|| build_probe().expect("probe build"))
+        .await
+        .unwrap();
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(dir.path(), &probe_wasm, &upstream.addr().to_string());
+    let host = SpinHost::start(HostOptions::new(&manifest, dir.path().join("state")))
+        .await
+        .unwrap();
+    let fetch = format!("/probe/fetch/{}/x", upstream.url());
+
+    assert_eq!(
+        probe(&host, "/probe/var/greeting").await["ok"],
+        "say from-default"
+    );
+    assert_eq!(probe(&host, &fetch).await["status"], 200);
+
+    // No request is in flight while the environment changes.
+    std::env::set_var(GREETING_ENV, "from-env");
+    std::env::set_var(HOST_ENV, "127.0.0.1:1");
+    let greeting = probe(&host, "/probe/var/greeting").await;
+    let refused = probe(&host, &fetch).await;
+    std::env::remove_var(GREETING_ENV);
+    std::env::remove_var(HOST_ENV);
+
+    assert_eq!(greeting["ok"], "say from-env", "{greeting}");
+    assert_eq!(refused["err"], "ErrorCode::HttpRequestDenied", "{refused}");
+    assert_eq!(upstream.hits(), 1);
+
+    assert_eq!(
+        probe(&host, "/probe/var/greeting").await["ok"],
+        "say from-default"
+    );
+    assert_eq!(probe(&host, &fetch).await["status"], 200);
+    assert_eq!(upstream.hits(), 2);
+}
