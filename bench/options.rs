@@ -113,6 +113,9 @@ impl Options {
                 _ => bail!("{name} must be a whole number from 1 to {max}, not {value:?}"),
             };
         }
+        if options.burst > 0 && !options.only.is_empty() {
+            bail!("--only chooses load scenarios; --burst runs none of them");
+        }
         Ok(options)
     }
 

@@ -12,7 +12,8 @@ use crate::runtime_config::KeyValueStore;
 pub struct HostOptions {
     /// The `spin.toml` to load.
     pub manifest: PathBuf,
-    /// App variable overrides, the role of `SPIN_VARIABLE_<NAME>` / `spin up --variable`.
+    /// App variable overrides, the role of `spin up --variable` (Spin's first provider, before
+    /// the process's `SPIN_VARIABLE_<NAME>` and the defaults).
     pub variables: Vec<(String, String)>,
     /// Spin's `.spin` directory: the default key-value store is
     /// `<state_dir>/sqlite_key_value.db`.
@@ -80,7 +81,7 @@ impl HostOptions {
         self
     }
 
-    /// Overrides app variable `name` (as `SPIN_VARIABLE_NAME=value` would).
+    /// Overrides app variable `name` (as `spin up --variable name=value` would).
     pub fn variable(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.variables.push((name.into(), value.into()));
         self

@@ -34,7 +34,9 @@ use super::variables::ResolvedAppVariables;
 pub struct InstanceHosts {
     entries: Arc<[String]>,
     app: Arc<ResolvedAppVariables>,
-    prepared: Arc<tokio::sync::OnceCell<Arc<AllowedHosts>>>,
+    /// The first preparation's outcome, kept for the instance's life even when it failed, as
+    /// Spin keeps its shared future's.
+    prepared: Arc<tokio::sync::OnceCell<Option<Arc<AllowedHosts>>>>,
 }
 
 impl InstanceHosts {
@@ -47,17 +49,17 @@ impl InstanceHosts {
         }
     }
 
-    /// Whether a request to `uri` may leave the instance; one that cannot be checked (a variable
-    /// that no longer resolves) may not, as in Spin.
+    /// Whether a request to `uri` may leave the instance. If the instance's preparation failed
+    /// (a variable that no longer resolves), none may, for the rest of its life, as in Spin.
     async fn allows_uri(&self, uri: &http::Uri) -> bool {
         let prepared = self
             .prepared
-            .get_or_try_init(|| async {
-                let vars = self.app.prepare().await?;
-                anyhow::Ok(Arc::new(AllowedHosts::parse(&self.entries, &vars)?))
+            .get_or_init(|| async {
+                let vars = self.app.prepare().await.ok()?;
+                AllowedHosts::parse(&self.entries, &vars).ok().map(Arc::new)
             })
             .await;
-        prepared.is_ok_and(|hosts| hosts.allows_uri(uri))
+        prepared.as_ref().is_some_and(|hosts| hosts.allows_uri(uri))
     }
 }
 

@@ -42,35 +42,53 @@ mod bindings_v3 {
 use bindings::fermyon::spin::variables;
 use bindings_v3::spin::variables::variables as variables_v3;
 
-/// App variables with their final values (what Spin's prepared resolver holds).
+/// App variables: their values at startup, and where each comes from, so that a later lookup
+/// asks the same providers in Spin's order.
 #[derive(Debug, Clone, Default)]
 pub struct ResolvedAppVariables {
+    /// Startup values: override > environment > default.
     values: HashMap<String, String>,
+    /// The `spin up --variable` role ([`crate::HostOptions::variable`]): Spin's static provider,
+    /// asked first and without blocking.
+    overrides: HashMap<String, String>,
+    defaults: HashMap<String, String>,
+}
+
+/// The environment variable Spin's environment provider reads for app variable `name`.
+fn env_key(name: &str) -> String {
+    format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())
 }
 
 impl ResolvedAppVariables {
-    /// Gives every app variable its value: an override (the `SPIN_VARIABLE_*` / `--variable`
-    /// role; names are matched case-insensitively, as the env provider lowercases them) wins
-    /// over the default. A required variable with neither is an error naming it, as
-    /// `spin up` refuses to start.
+    /// Gives every app variable its value in Spin's provider order: an override (the
+    /// `spin up --variable` role; names are matched case-insensitively), then the process's
+    /// `SPIN_VARIABLE_<NAME>`, then the default. A required variable with none of them is an
+    /// error naming it, as `spin up` refuses to start.
     pub fn resolve(
         declared: &BTreeMap<String, AppVariable>,
         overrides: &[(String, String)],
     ) -> Result<ResolvedAppVariables> {
-        let overrides: HashMap<String, &String> = overrides
+        let given: HashMap<String, &String> = overrides
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
-        let mut values = HashMap::new();
+        let mut vars = ResolvedAppVariables::default();
         for (name, var) in declared {
-            let value = match (overrides.get(name), &var.default) {
-                (Some(v), _) => (*v).clone(),
-                (None, Some(d)) => d.clone(),
-                (None, None) => bail!("no provider resolved required variable {name:?}"),
+            if let Some(v) = given.get(name) {
+                vars.overrides.insert(name.clone(), (*v).clone());
+            }
+            if let Some(d) = &var.default {
+                vars.defaults.insert(name.clone(), d.clone());
+            }
+            let value = match (given.get(name), std::env::var(env_key(name)), &var.default) {
+                (Some(v), _, _) => (*v).clone(),
+                (None, Ok(v), _) => v,
+                (None, Err(_), Some(d)) => d.clone(),
+                (None, Err(_), None) => bail!("no provider resolved required variable {name:?}"),
             };
-            values.insert(name.clone(), value);
+            vars.values.insert(name.clone(), value);
         }
-        Ok(ResolvedAppVariables { values })
+        Ok(vars)
     }
 
     /// Expands a template (component variable or allowed host) against these values.
@@ -85,11 +103,17 @@ impl ResolvedAppVariables {
             .ok_or_else(|| anyhow!("invalid variable name: {name}"))
     }
 
-    /// App variable `name` as Spin's resolver reads it on every use: its environment provider
-    /// first (`SPIN_VARIABLE_<NAME>`, read inside a blocking section as Spin's `variables-env`
-    /// does), then the value resolved at startup.
+    /// App variable `name` as Spin's resolver reads it on every use, asking its providers in
+    /// order: an override (static, no blocking), then the environment (`SPIN_VARIABLE_<NAME>`,
+    /// read inside a blocking section as Spin's `variables-env` does), then the default.
     pub async fn lookup(&self, name: &str) -> Result<String> {
-        let key = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
+        if let Some(v) = self.overrides.get(name) {
+            return Ok(v.clone());
+        }
+        if !self.values.contains_key(name) {
+            bail!("invalid variable name: {name}");
+        }
+        let key = env_key(name);
         let (key, found) = blocking(move || {
             let found = std::env::var(&key);
             (key, found)
@@ -97,7 +121,11 @@ impl ResolvedAppVariables {
         .await?;
         match found {
             Ok(value) => Ok(value),
-            Err(std::env::VarError::NotPresent) => self.value(name),
+            Err(std::env::VarError::NotPresent) => self
+                .defaults
+                .get(name)
+                .cloned()
+                .ok_or_else(|| anyhow!("no provider resolved required variable {name:?}")),
             Err(e) => Err(e).with_context(|| format!("failed to resolve env var {key}")),
         }
     }
@@ -110,7 +138,10 @@ impl ResolvedAppVariables {
         for name in self.values.keys() {
             values.insert(name.clone(), self.lookup(name).await?);
         }
-        Ok(ResolvedAppVariables { values })
+        Ok(ResolvedAppVariables {
+            values,
+            ..ResolvedAppVariables::default()
+        })
     }
 
     /// Renders `template`, looking up every reference as it comes, as Spin's `resolve` does.
@@ -167,7 +198,7 @@ impl ComponentVariables {
         self.app
             .render(template)
             .await
-            .map_err(|e| GetError::Provider(format!("{e:#}")))
+            .map_err(|e| GetError::Provider(e.to_string()))
     }
 }
 
