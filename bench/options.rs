@@ -90,7 +90,7 @@ impl Options {
                     .with_context(|| format!("{name} needs scenario labels"))?;
                 options.only = labels
                     .split(',')
-                    .map(|l| l.trim().trim_matches(['(', ')']).to_string())
+                    .map(|l| bare(l.trim()).to_string())
                     .filter(|l| !l.is_empty())
                     .collect();
                 if options.only.is_empty() {
@@ -121,12 +121,24 @@ impl Options {
 
     /// Whether the load scenario labelled `label` ("(c4)") is to run.
     pub fn runs(&self, label: &str) -> bool {
-        let bare = label.trim_matches(['(', ')']);
-        self.only.is_empty() || self.only.iter().any(|l| l == bare)
+        self.only.is_empty() || self.only.iter().any(|l| l == bare(label))
+    }
+
+    /// The first `--only` label that names none of `labels` ("(c4)", ...), if any.
+    pub fn unknown_only<'a>(&'a self, labels: &[&str]) -> Option<&'a str> {
+        self.only
+            .iter()
+            .find(|l| !labels.iter().any(|label| bare(label) == l.as_str()))
+            .map(String::as_str)
     }
 
     /// Warm-up requests per scenario, not counted: a few per connection.
     pub fn warmup(&self) -> usize {
         (self.concurrency * 5).min(self.requests)
     }
+}
+
+/// A scenario label without its brackets: "(c4)" -> "c4".
+fn bare(label: &str) -> &str {
+    label.trim_matches(['(', ')'])
 }

@@ -270,11 +270,8 @@ async fn run(options: &Options) -> Result<()> {
         caching.target(SMALL_UNIQUE),
         &caching.host,
     ));
-    if let Some(unknown) = options.only.iter().find(|l| {
-        !scenarios
-            .iter()
-            .any(|p| p.label.trim_matches(['(', ')']) == l.as_str())
-    }) {
+    let labels: Vec<&str> = scenarios.iter().map(|p| p.label).collect();
+    if let Some(unknown) = options.unknown_only(&labels) {
         bail!("--only: no scenario ({unknown}) in this run");
     }
     scenarios.retain(|planned| options.runs(planned.label));

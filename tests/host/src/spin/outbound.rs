@@ -5,9 +5,9 @@
 //!
 //! As in Spin's outbound-http factor, a refused request fails inside the component with
 //! `error-code::HTTP-request-denied`, from the response future. As in Spin's outbound-networking
-//! factor, an instance prepares its allowed hosts on its first outbound request ([`InstanceHosts`]:
-//! every app variable looked up again, the entries parsed again) and keeps them for its later ones. Chaining follows
-//! `trigger-http/src/outbound_http.rs`; this module does not know who serves the chained request
+//! factor, an instance prepares its allowed hosts on its first outbound request
+//! ([`InstanceHosts`]: every app variable looked up again, the entries parsed again) and keeps
+//! them for its later ones. Chaining follows `trigger-http/src/outbound_http.rs`; this module does not know who serves the chained request
 //! (the server implements [`ChainTarget`]), so it never depends on the server.
 
 use std::future::Future;
@@ -36,7 +36,7 @@ pub struct InstanceHosts {
     app: Arc<ResolvedAppVariables>,
     /// The first preparation's outcome, kept for the instance's life even when it failed, as
     /// Spin keeps its shared future's.
-    prepared: Arc<tokio::sync::OnceCell<Option<Arc<AllowedHosts>>>>,
+    prepared: Arc<tokio::sync::OnceCell<Option<AllowedHosts>>>,
 }
 
 impl InstanceHosts {
@@ -56,7 +56,7 @@ impl InstanceHosts {
             .prepared
             .get_or_init(|| async {
                 let vars = self.app.prepare().await.ok()?;
-                AllowedHosts::parse(&self.entries, &vars).ok().map(Arc::new)
+                AllowedHosts::parse(&self.entries, &vars).ok()
             })
             .await;
         prepared.as_ref().is_some_and(|hosts| hosts.allows_uri(uri))

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::spin::blocking;
-use rusqlite::{Connection, OptionalExtension};
 
 /// One SQLite database (a file, or in memory) shared by every store label mapped to it.
 #[derive(Clone)]
