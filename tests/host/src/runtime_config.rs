@@ -1,16 +1,31 @@
-//! Spin's runtime config file (`spin up --runtime-config-file`), the part the host honours:
-//! `[key_value_store.<label>]` tables with `type = "spin"` (SQLite; optional `path`, relative to
-//! the file's directory; no path = in memory) or `type = "redis"` (`url = "redis://..."`), as
-//! Spin's `crates/runtime-config` and `crates/factor-key-value/src/runtime_config/spin.rs` read
-//! them. Other tables (`[sqlite_database.*]`, `[variables_provider]`, ...) are ignored; an unknown
-//! store type or a missing field is an error naming the label, as `spin up` refuses to start.
-//! It only parses: opening the stores is `spin/kv/stores.rs`'s job.
+//! Spin's runtime config file (`spin up --runtime-config-file`), the parts the host honours:
+//! - `[key_value_store.<label>]` tables with `type = "spin"` (SQLite; optional `path`, relative
+//!   to the file's directory; no path = in memory) or `type = "redis"` (`url = "redis://..."`),
+//!   as Spin's `crates/runtime-config` and `crates/factor-key-value/src/runtime_config/spin.rs`
+//!   read them; an unknown store type or a missing field is an error naming the label, as
+//!   `spin up` refuses to start;
+//! - `[outbound_http]` with `connection_pooling` and `max_concurrent_requests`, as
+//!   `crates/factor-outbound-http/src/runtime_config/spin.rs` reads it: an unknown key is an
+//!   error, and a table without `connection_pooling` turns pooling off (Spin's serde default),
+//!   while no table at all leaves it on.
+//!
+//! Other tables (`[sqlite_database.*]`, `[variables_provider]`, ...) are ignored. It only parses:
+//! opening the stores is `spin/kv/stores.rs`'s job, the client `spin/http_client.rs`'s.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+
+use crate::spin::http_client::OutboundHttpConfig;
+
+/// What a runtime config file sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    pub key_value_stores: Vec<(String, KeyValueStore)>,
+    pub outbound_http: OutboundHttpConfig,
+}
 
 /// Where one key-value label lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +54,15 @@ impl KeyValueStore {
 struct RawRuntimeConfig {
     #[serde(default)]
     key_value_store: BTreeMap<String, RawStore>,
+    outbound_http: Option<RawOutboundHttp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutboundHttp {
+    #[serde(default)]
+    connection_pooling: bool,
+    max_concurrent_requests: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -49,8 +73,8 @@ struct RawStore {
     url: Option<String>,
 }
 
-/// Reads the key-value stores of the runtime config file at `path`.
-pub fn load(path: &Path) -> Result<Vec<(String, KeyValueStore)>> {
+/// Reads the runtime config file at `path`.
+pub fn load(path: &Path) -> Result<RuntimeConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("failed to read runtime config file '{}'", path.display()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -58,9 +82,17 @@ pub fn load(path: &Path) -> Result<Vec<(String, KeyValueStore)>> {
 }
 
 /// Parses runtime config text; relative SQLite paths resolve against `dir`.
-pub fn parse(text: &str, dir: &Path) -> Result<Vec<(String, KeyValueStore)>> {
+pub fn parse(text: &str, dir: &Path) -> Result<RuntimeConfig> {
     let raw: RawRuntimeConfig = toml::from_str(text).context("not valid TOML")?;
-    raw.key_value_store
+    let outbound_http = match raw.outbound_http {
+        Some(table) => OutboundHttpConfig {
+            connection_pooling: table.connection_pooling,
+            max_concurrent_requests: table.max_concurrent_requests,
+        },
+        None => OutboundHttpConfig::default(),
+    };
+    let key_value_stores = raw
+        .key_value_store
         .into_iter()
         .map(|(label, store)| {
             let store = match (store.kind.as_str(), store.path, store.url) {
@@ -79,7 +111,11 @@ pub fn parse(text: &str, dir: &Path) -> Result<Vec<(String, KeyValueStore)>> {
             };
             Ok((label, store))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok(RuntimeConfig {
+        key_value_stores,
+        outbound_http,
+    })
 }
 
 #[cfg(test)]
@@ -91,13 +127,13 @@ mod tests {
         let dir = Path::new("/app");
         let spin = "[key_value_store.default]\ntype = \"spin\"\npath = \".spin/kv.db\"\n";
         assert_eq!(
-            parse(spin, dir).unwrap(),
+            parse(spin, dir).unwrap().key_value_stores,
             vec![("default".into(), KeyValueStore::sqlite("/app/.spin/kv.db"))]
         );
         let redis = "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n\
                      [key_value_store.mem]\ntype = \"spin\"\n[variables_provider]\ntype = \"env\"\n";
         assert_eq!(
-            parse(redis, dir).unwrap(),
+            parse(redis, dir).unwrap().key_value_stores,
             vec![
                 (
                     "default".into(),
@@ -108,6 +144,29 @@ mod tests {
         );
         let shipped = crate::project_root().join("runtime-config.toml");
         load(&shipped).unwrap();
+    }
+
+    #[test]
+    fn reads_outbound_http_as_spin_does() {
+        let dir = Path::new("/app");
+        let pooling = |text: &str| parse(text, dir).map(|c| c.outbound_http);
+        assert_eq!(pooling("").unwrap(), OutboundHttpConfig::default());
+        assert!(OutboundHttpConfig::default().connection_pooling);
+        // A table without the key turns pooling off, as Spin's `#[serde(default)] bool` does.
+        let empty = pooling("[outbound_http]\n").unwrap();
+        assert!(!empty.connection_pooling);
+        let set =
+            pooling("[outbound_http]\nconnection_pooling = true\nmax_concurrent_requests = 4\n")
+                .unwrap();
+        assert_eq!(
+            set,
+            OutboundHttpConfig {
+                connection_pooling: true,
+                max_concurrent_requests: Some(4),
+            }
+        );
+        let typo = "[outbound_http]\nconnection_pool = true\n";
+        assert!(format!("{:#}", pooling(typo).unwrap_err()).contains("connection_pool"));
     }
 
     #[test]

@@ -319,3 +319,64 @@ async fn component_output_is_captured() {
     assert_eq!(stderr.matches("probe-stderr-line").count(), 2, "{stderr}");
     assert!(!stdout.contains("probe-stderr-line"), "{stdout}");
 }
+
+/// Sends `n` probe fetches at once; each must get the upstream's 200.
+async fn fetch_at_once(host: &SpinHost, fetch: &str, n: usize) {
+    let requests = (0..n).map(|_| probe(host, fetch));
+    for v in futures::future::join_all(requests).await {
+        assert_eq!(v["status"], 200, "{v}");
+    }
+}
+
+/// Spin's outbound client (3.4 and later) keeps connections alive in one pool per app, so fresh
+/// instances reuse them; `[outbound_http]` in the runtime config turns that off or caps the
+/// connections.
+#[tokio::test(flavor = "multi_thread")]
+async fn outbound_connections_are_pooled_per_app_as_the_runtime_config_says() {
+    let w = start().await;
+    let fetch = format!("/probe/fetch/{}/x", w.upstream.url());
+    // Connections the upstream accepted since the last call.
+    let mut seen = 0;
+    let mut new_connections = || {
+        let now = w.upstream.connections();
+        now - std::mem::replace(&mut seen, now)
+    };
+    // Three requests one after another, each in a fresh instance: one connection.
+    for _ in 0..3 {
+        fetch_at_once(&w.host, &fetch, 1).await;
+    }
+    assert_eq!(new_connections(), 1);
+    // Three at once while the upstream is slow: the idle one and two more.
+    w.upstream.set_delay(std::time::Duration::from_millis(300));
+    fetch_at_once(&w.host, &fetch, 3).await;
+    assert_eq!(new_connections(), 2);
+
+    let host_with = |name: &str, config: &str| {
+        let path = w.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let state = w.dir.path().join(name);
+        let opts = HostOptions::new(&w.manifest, state)
+            .variable("needed", "given")
+            .runtime_config(path);
+        SpinHost::start(opts)
+    };
+    // At most 0 + 1 connections: the three wait for the one.
+    let capped = host_with(
+        "capped",
+        "[outbound_http]\nconnection_pooling = true\nmax_concurrent_requests = 0\n",
+    )
+    .await
+    .unwrap();
+    fetch_at_once(&capped, &fetch, 3).await;
+    assert_eq!(new_connections(), 1);
+    // No pooling: a connection per request.
+    w.upstream.set_delay(std::time::Duration::ZERO);
+    let unpooled = host_with("unpooled", "[outbound_http]\nconnection_pooling = false\n")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        fetch_at_once(&unpooled, &fetch, 1).await;
+    }
+    assert_eq!(new_connections(), 3);
+    assert_eq!(w.upstream.hits(), 12);
+}

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -28,6 +29,8 @@ pub struct MockServer<S> {
     addr: SocketAddr,
     state: Arc<Mutex<S>>,
     stop: Arc<watch::Sender<bool>>,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicUsize>,
 }
 
 impl<S> Clone for MockServer<S> {
@@ -36,6 +39,7 @@ impl<S> Clone for MockServer<S> {
             addr: self.addr,
             state: self.state.clone(),
             stop: self.stop.clone(),
+            accepted: self.accepted.clone(),
         }
     }
 }
@@ -63,14 +67,21 @@ impl<S: Send + 'static> MockServer<S> {
         let state = Arc::new(Mutex::new(state));
         let (stop, stopped) = watch::channel(false);
         let stop = Arc::new(stop);
+        let accepted = Arc::<AtomicUsize>::default();
         tokio::spawn(accept_loop(
             listener,
             state.clone(),
             handler,
             stop.clone(),
+            accepted.clone(),
             stopped,
         ));
-        MockServer { addr, state, stop }
+        MockServer {
+            addr,
+            state,
+            stop,
+            accepted,
+        }
     }
 }
 
@@ -88,19 +99,27 @@ impl<S> MockServer<S> {
         format!("http://{}", self.addr)
     }
 
+    /// How many TCP connections the server has accepted: fewer than its requests when clients
+    /// keep connections alive and reuse them.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
     /// Stops accepting connections and closes the open ones, as a server that went away.
     pub fn shutdown(&self) {
         self.stop.send_replace(true);
     }
 }
 
-/// Serves connections until the stop switch is set. `_keep` holds the switch's sender so the
-/// server outlives every handle, as it always has: dropping a handle never stops it.
+/// Serves connections until the stop switch is set, counting them in `accepted`. `_keep` holds
+/// the switch's sender so the server outlives every handle, as it always has: dropping a handle
+/// never stops it.
 async fn accept_loop<S, F, Fut>(
     listener: TcpListener,
     state: Arc<Mutex<S>>,
     handler: F,
     _keep: Arc<watch::Sender<bool>>,
+    accepted: Arc<AtomicUsize>,
     mut stopped: watch::Receiver<bool>,
 ) where
     S: Send + 'static,
@@ -108,14 +127,15 @@ async fn accept_loop<S, F, Fut>(
     Fut: Future<Output = Response<MockBody>> + Send + 'static,
 {
     loop {
-        let accepted = tokio::select! {
+        let next = tokio::select! {
             biased;
             _ = stopped.wait_for(|stop| *stop) => return,
             a = listener.accept() => a,
         };
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, _)) = next else {
             continue;
         };
+        accepted.fetch_add(1, Ordering::SeqCst);
         let (state, handler) = (state.clone(), handler.clone());
         let mut stopped = stopped.clone();
         tokio::spawn(async move {

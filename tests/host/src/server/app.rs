@@ -35,6 +35,7 @@ use crate::options::HostOptions;
 use crate::runtime::{self, LogSink};
 use crate::runtime_config;
 use crate::spin::allowed_hosts::{service_chaining_target, AllowedHosts};
+use crate::spin::http_client::OutboundClient;
 use crate::spin::kv::{KvAccess, KvStores};
 use crate::spin::outbound::{ChainTarget, InstanceHosts, OutboundHooks};
 use crate::spin::variables::{ComponentVariables, ResolvedAppVariables};
@@ -76,6 +77,8 @@ pub struct App {
     /// The app variables as resolved at startup, which instances look up again (as Spin's do).
     app_vars: Arc<ResolvedAppVariables>,
     pub(crate) kv: Arc<KvStores>,
+    /// Outbound HTTP for every instance, on one connection pool.
+    client: OutboundClient,
     pub(crate) logs: LogSink,
     /// Where each instance's stdout and stderr files go (`<state_dir>/logs`), as `.spin/logs`.
     log_dir: Option<PathBuf>,
@@ -124,12 +127,14 @@ impl App {
             &manifest.variables,
             &opts.variables,
         )?);
-        let mut stores = match &opts.runtime_config {
+        let config = match &opts.runtime_config {
             Some(path) => runtime_config::load(path)?,
-            None => Vec::new(),
+            None => Default::default(),
         };
+        let mut stores = config.key_value_stores;
         stores.extend(opts.key_value_stores.iter().cloned());
         let kv = Arc::new(KvStores::new(&opts.state_dir, stores));
+        let client = OutboundClient::new(config.outbound_http);
         let router = Router::build(&manifest.http_triggers);
         let mut components = HashMap::new();
         for trigger in &manifest.http_triggers {
@@ -176,6 +181,7 @@ impl App {
             router,
             app_vars,
             kv,
+            client,
             logs,
             log_dir,
             served: Default::default(),
@@ -310,6 +316,7 @@ impl App {
             let outbound = OutboundHooks {
                 allowed: InstanceHosts::new(component.allowed.clone(), self.app_vars.clone()),
                 chain: self.clone(),
+                client: self.client.clone(),
             };
             let kv = KvAccess {
                 allowed: component.kv_allowed.clone(),

@@ -2,7 +2,8 @@
 //! HTTP server: variables ([`variables`]: `fermyon:spin/variables@2.0.0` and Spin 4's
 //! `spin:variables/variables@3.0.0`), key-value ([`kv`]: `fermyon:spin/key-value@2.0.0` and
 //! `spin:key-value/key-value@3.0.0`), and outbound wasi:http limited by `allowed_outbound_hosts`
-//! ([`outbound`] for p2 and the policy, [`outbound_p3`] for p3, [`allowed_hosts`]).
+//! ([`outbound`] for p2 and the policy, [`outbound_p3`] for p3, [`allowed_hosts`]), sent on
+//! the app's pooled connections ([`http_client`]).
 //!
 //! Each one holds its own per-instance state and links itself into a wasmtime `Linker` through a
 //! view function, the way Spin's factors each own their part of the instance state; the server
@@ -12,6 +13,7 @@
 //! provider), this code does so the same way, through [`blocking`].
 
 pub mod allowed_hosts;
+pub mod http_client;
 pub mod kv;
 pub mod outbound;
 pub mod outbound_p3;

@@ -1,7 +1,8 @@
 //! Outbound HTTP: the wasi:http hook every request a component sends goes through. It refuses
 //! what `allowed_outbound_hosts` does not allow, hands `http://<id>.spin.internal` requests to a
-//! [`ChainTarget`] (local service chaining), and sends everything else with wasmtime-wasi-http's
-//! default sender, which applies the guest's connect / first-byte / between-bytes timeouts.
+//! [`ChainTarget`] (local service chaining), and sends everything else with the app's
+//! [`OutboundClient`] (pooled connections, the guest's connect / first-byte / between-bytes
+//! timeouts).
 //!
 //! As in Spin's outbound-http factor, a refused request fails inside the component with
 //! `error-code::HTTP-request-denied`, from the response future. As in Spin's outbound-networking
@@ -22,6 +23,7 @@ use wasmtime_wasi_http::p2::types::{
 use wasmtime_wasi_http::p2::{HttpResult, WasiHttpHooks};
 
 use super::allowed_hosts::{service_chaining_target, AllowedHosts};
+use super::http_client::OutboundClient;
 use super::variables::ResolvedAppVariables;
 
 /// One instance's `allowed_outbound_hosts`, prepared as Spin 4.0.2's outbound-networking factor
@@ -74,11 +76,13 @@ pub trait ChainTarget: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = anyhow::Result<http::Response<HyperOutgoingBody>>> + Send>>;
 }
 
-/// The per-instance wasi:http hooks: policy check, then chaining or the default sender. The p2
+/// The per-instance wasi:http hooks: policy check, then chaining or the app's client. The p2
 /// hook is here; the p3 one (`outbound_p3.rs`) goes through [`OutboundHooks::send`] too.
 pub struct OutboundHooks {
     pub allowed: InstanceHosts,
     pub chain: Arc<dyn ChainTarget>,
+    /// The app's client: every instance shares its pool.
+    pub client: OutboundClient,
 }
 
 impl OutboundHooks {
@@ -91,12 +95,13 @@ impl OutboundHooks {
     ) -> impl Future<Output = Result<IncomingResponse, ErrorCode>> + Send + 'static {
         let allowed = self.allowed.clone();
         let chain = self.chain.clone();
+        let client = self.client.clone();
         async move {
             if !allowed.allows_uri(request.uri()).await {
                 return Err(ErrorCode::HttpRequestDenied);
             }
             let Some(target) = service_chaining_target(request.uri()) else {
-                return wasmtime_wasi_http::p2::default_send_request_handler(request, config).await;
+                return client.send(request, config).await;
             };
             let between_bytes_timeout = config.between_bytes_timeout;
             match chain.dispatch(target, request).await {

@@ -1,0 +1,218 @@
+//! The app's outbound HTTP client: plain-HTTP requests go out on connections pooled across
+//! requests and instances, as Spin's outbound-http factor sends them since Spin 3.4 (4.0.2:
+//! `HttpClients` in `crates/factor-outbound-http/src/wasi.rs`, a hyper-util legacy `Client`
+//! per app). A request reuses an idle keep-alive connection to the same origin when there is one
+//! and connects otherwise; the connect timeout applies only to a new connection, the first-byte
+//! timeout to the whole wait for the answer's head. Spin's runtime config settings are honoured:
+//! `[outbound_http] connection_pooling = false` gives every request its own connection and
+//! `max_concurrent_requests = N` lets at most N + 1 connections exist at once.
+//!
+//! HTTPS requests go through wasmtime-wasi-http's default sender, one connection each: nothing
+//! the tests reach speaks TLS. It only sends; the policy is `outbound.rs`'s.
+
+use std::error::Error as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::timeout;
+use wasmtime_wasi_http::p2::bindings::http::types::{DnsErrorPayload, ErrorCode};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::hyper_request_error;
+use wasmtime_wasi_http::p2::types::{IncomingResponse, OutgoingRequestConfig};
+
+/// Spin's `[outbound_http]` runtime config table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboundHttpConfig {
+    /// `connection_pooling`: keep idle connections for later requests.
+    pub connection_pooling: bool,
+    /// `max_concurrent_requests`: at most this many + 1 outbound connections at once.
+    pub max_concurrent_requests: Option<usize>,
+}
+
+impl Default for OutboundHttpConfig {
+    /// Spin's when the runtime config has no `[outbound_http]` table: pooling on, no limit.
+    fn default() -> Self {
+        OutboundHttpConfig {
+            connection_pooling: true,
+            max_concurrent_requests: None,
+        }
+    }
+}
+
+/// One app's client; clones share its pool.
+#[derive(Clone)]
+pub struct OutboundClient {
+    http1: Client<Connector, HyperOutgoingBody>,
+    /// Spin's permit count: the limit + 1.
+    connections: Option<Arc<Semaphore>>,
+}
+
+tokio::task_local! {
+    /// What a new connection needs from the request that asked for it. As in Spin, a task-local:
+    /// the pool decides whether to connect, and a reused connection ignores these.
+    static CONNECT: ConnectOptions;
+}
+
+#[derive(Clone)]
+struct ConnectOptions {
+    connect_timeout: Duration,
+    connections: Option<Arc<Semaphore>>,
+}
+
+impl OutboundClient {
+    pub fn new(config: OutboundHttpConfig) -> OutboundClient {
+        let mut builder = Client::builder(TokioExecutor::new());
+        if !config.connection_pooling {
+            builder.pool_max_idle_per_host(0);
+        }
+        OutboundClient {
+            http1: builder.build(Connector),
+            connections: config
+                .max_concurrent_requests
+                .map(|n| Arc::new(Semaphore::new(n.saturating_add(1)))),
+        }
+    }
+
+    /// Sends `request` (an absolute URI) and waits for the answer's head. Errors are the
+    /// wasi:http error codes Spin gives: `connection-refused`, `connection-timeout`,
+    /// `DNS-error`, `connection-read-timeout` (no head within the first-byte timeout), else
+    /// `HTTP-protocol-error`.
+    pub async fn send(
+        &self,
+        mut request: http::Request<HyperOutgoingBody>,
+        config: OutgoingRequestConfig,
+    ) -> Result<IncomingResponse, ErrorCode> {
+        if config.use_tls {
+            return wasmtime_wasi_http::p2::default_send_request_handler(request, config).await;
+        }
+        // As Spin: the client writes `host` from the URI.
+        request.headers_mut().remove(http::header::HOST);
+        let options = ConnectOptions {
+            connect_timeout: config.connect_timeout,
+            connections: self.connections.clone(),
+        };
+        let answer = CONNECT.scope(options, self.http1.request(request));
+        let resp = timeout(config.first_byte_timeout, answer)
+            .await
+            .map_err(|_| ErrorCode::ConnectionReadTimeout)?
+            .map_err(
+                |e| match e.source().and_then(|c| c.downcast_ref::<ErrorCode>()) {
+                    Some(code) => code.clone(),
+                    None => ErrorCode::HttpProtocolError,
+                },
+            )?;
+        Ok(IncomingResponse {
+            resp: resp.map(|body| body.map_err(hyper_request_error).boxed_unsync()),
+            // The pool's own task drives the connection.
+            worker: None,
+            between_bytes_timeout: config.between_bytes_timeout,
+        })
+    }
+}
+
+/// Opens a TCP connection for the pool with the asking request's options.
+#[derive(Clone)]
+struct Connector;
+
+impl tower_service::Service<http::Uri> for Connector {
+    type Response = TokioIo<PermittedStream>;
+    type Error = ErrorCode;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ErrorCode>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ErrorCode>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let options = CONNECT.try_with(Clone::clone);
+        Box::pin(async move {
+            let options = options.map_err(|_| ErrorCode::InternalError(None))?;
+            connect(&uri, options).await.map(TokioIo::new)
+        })
+    }
+}
+
+async fn connect(uri: &http::Uri, options: ConnectOptions) -> Result<PermittedStream, ErrorCode> {
+    let authority = uri.authority().ok_or(ErrorCode::HttpRequestUriInvalid)?;
+    let target = match authority.port() {
+        Some(_) => authority.as_str().to_string(),
+        None => format!("{}:80", authority.as_str()),
+    };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&target)
+        .await
+        .map_err(|_| dns_error("address not available"))?
+        .collect();
+    let permit = match &options.connections {
+        Some(s) => s.clone().acquire_owned().await.ok(),
+        None => None,
+    };
+    let stream = timeout(options.connect_timeout, TcpStream::connect(&*addrs))
+        .await
+        .map_err(|_| ErrorCode::ConnectionTimeout)?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrNotAvailable => dns_error("address not available"),
+            _ => ErrorCode::ConnectionRefused,
+        })?;
+    Ok(PermittedStream {
+        inner: stream,
+        _permit: permit,
+    })
+}
+
+fn dns_error(rcode: &str) -> ErrorCode {
+    ErrorCode::DnsError(DnsErrorPayload {
+        rcode: Some(rcode.to_string()),
+        info_code: Some(0),
+    })
+}
+
+/// A connection that holds its share of `max_concurrent_requests` until it closes.
+struct PermittedStream {
+    inner: TcpStream,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Connection for PermittedStream {
+    fn connected(&self) -> Connected {
+        self.inner.connected()
+    }
+}
+
+impl AsyncRead for PermittedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PermittedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
