@@ -341,9 +341,12 @@ async fn outbound_connections_are_pooled_per_app_as_the_runtime_config_says() {
         let now = w.upstream.connections();
         now - std::mem::replace(&mut seen, now)
     };
-    // Three requests one after another, each in a fresh instance: one connection.
+    // Three requests one after another, each in a fresh instance: one connection. The pause
+    // lets the client's own task put the finished connection back in the pool, as it does
+    // between real requests; it is no timing claim.
     for _ in 0..3 {
         fetch_at_once(&w.host, &fetch, 1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(new_connections(), 1);
     // Three at once while the upstream is slow: the idle one and two more.
