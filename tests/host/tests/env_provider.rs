@@ -5,12 +5,13 @@
 //! The only test in its own binary: it changes the process's environment, which no other test
 //! may read at the same time.
 
+mod common;
+
 use std::path::Path;
 
-use http_body_util::BodyExt;
-use serde_json::Value;
+use common::{probe, probe_wasm};
 use spin_test_host::mock::Upstream;
-use spin_test_host::{build_probe, HostOptions, SpinHost};
+use spin_test_host::{HostOptions, SpinHost};
 
 const GREETING_ENV: &str = "SPIN_VARIABLE_CP_ENV_TEST_GREETING";
 const HOST_ENV: &str = "SPIN_VARIABLE_CP_ENV_TEST_HOST";
@@ -41,25 +42,12 @@ flagged = "{{{{ cp_env_test_flagged }}}}"
 "#,
         probe.display()
     );
-    let path = dir.join("spin.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-async fn probe(host: &SpinHost, path: &str) -> Value {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let resp = client.get(host.url(path).parse().unwrap()).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&body).unwrap()
+    common::write_manifest(dir, &text)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn variables_and_allowed_hosts_follow_the_environment_per_use() {
-    let probe_wasm = tokio::task::spawn_blocking(|| build_probe().expect("probe build"))
-        .await
-        .unwrap();
+    let probe_wasm = probe_wasm().await;
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = manifest(dir.path(), &probe_wasm, &upstream.addr().to_string());

@@ -5,13 +5,15 @@
 //! concurrent requests within 10 s, every read seeing a completed write. Tests that need
 //! redis-server skip with one line when it is missing (and fail when `CI` is set).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
-use spin_test_host::{build_probe, HostOptions, KeyValueStore, KvFailures, RedisServer, SpinHost};
+use spin_test_host::{HostOptions, KeyValueStore, KvFailures, RedisServer, SpinHost};
 
 const BURST: usize = 200;
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -23,15 +25,7 @@ fn manifest(dir: &Path, probe: &Path) -> PathBuf {
          [component.probe]\nsource = \"{}\"\nkey_value_stores = [\"default\", \"cache\"]\n",
         probe.display()
     );
-    let path = dir.join("spin.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-async fn probe_path() -> PathBuf {
-    tokio::task::spawn_blocking(|| build_probe().expect("probe build"))
-        .await
-        .unwrap()
+    common::write_manifest(dir, &text)
 }
 
 /// GETs `path` from the probe and returns its JSON answer, or `None` when none came.
@@ -89,7 +83,7 @@ async fn assert_burst_is_answered(host: &SpinHost, label: &str) {
 
 #[tokio::test]
 async fn default_sqlite_store_answers_a_burst_and_lives_where_spin_keeps_it() {
-    let probe = probe_path().await;
+    let probe = common::probe_wasm().await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let host = SpinHost::start(HostOptions::new(manifest(dir.path(), &probe), &state))
@@ -108,7 +102,7 @@ async fn default_sqlite_store_answers_a_burst_and_lives_where_spin_keeps_it() {
 
 #[tokio::test]
 async fn kv_reads_counts_the_guests_gets_on_every_label_and_nothing_else() {
-    let wasm = probe_path().await;
+    let wasm = common::probe_wasm().await;
     let dir = tempfile::tempdir().unwrap();
     let host = SpinHost::start(HostOptions::new(
         manifest(dir.path(), &wasm),
@@ -144,7 +138,7 @@ async fn kv_reads_counts_the_guests_gets_on_every_label_and_nothing_else() {
 
 #[tokio::test]
 async fn runtime_config_puts_a_label_in_its_own_sqlite_file() {
-    let probe = probe_path().await;
+    let probe = common::probe_wasm().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("runtime-config.toml");
     std::fs::write(
@@ -166,7 +160,7 @@ async fn two_hosts_share_one_redis_and_it_answers_a_burst() {
     let Some(redis) = RedisServer::start("two_hosts_share_one_redis_and_it_answers_a_burst") else {
         return;
     };
-    let probe = probe_path().await;
+    let probe = common::probe_wasm().await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = manifest(dir.path(), &probe);
     // One host chooses Redis in code, the other through a runtime config file, as `spin up
@@ -203,7 +197,7 @@ async fn two_hosts_share_one_redis_and_it_answers_a_burst() {
 
 #[tokio::test]
 async fn injected_failures_look_like_a_store_that_is_down() {
-    let wasm = probe_path().await;
+    let wasm = common::probe_wasm().await;
     let dir = tempfile::tempdir().unwrap();
     let host = SpinHost::start(HostOptions::new(
         manifest(dir.path(), &wasm),
@@ -266,7 +260,7 @@ async fn redis_going_away_fails_one_call_then_stalls_the_next_as_in_spin() {
     let Some(redis) = RedisServer::start(test) else {
         return;
     };
-    let wasm = probe_path().await;
+    let wasm = common::probe_wasm().await;
     let dir = tempfile::tempdir().unwrap();
     let opts = HostOptions::new(manifest(dir.path(), &wasm), dir.path().join("s"))
         .key_value_store("default", KeyValueStore::redis(redis.url()));

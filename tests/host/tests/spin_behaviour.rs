@@ -2,13 +2,14 @@
 //! component (`tests/host/probe`) reports the URI and headers it got, its variables, key-value
 //! results, outbound errors and whether its memory survived the previous request.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use common::{get, probe, probe_wasm};
 use serde_json::Value;
 use spin_test_host::mock::Upstream;
-use spin_test_host::{build_probe, HostOptions, SpinHost};
+use spin_test_host::{HostOptions, SpinHost};
 
 fn manifest(dir: &Path, probe: &Path, upstream: &str) -> PathBuf {
     let probe = probe.display();
@@ -49,9 +50,7 @@ source = "{probe}"
 source = "{probe}"
 "#
     );
-    let path = dir.join("spin.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::write_manifest(dir, &text)
 }
 
 struct World {
@@ -62,9 +61,7 @@ struct World {
 }
 
 async fn start() -> World {
-    let probe = tokio::task::spawn_blocking(|| build_probe().expect("probe build"))
-        .await
-        .unwrap();
+    let probe = probe_wasm().await;
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = manifest(dir.path(), &probe, &upstream.addr().to_string());
@@ -76,34 +73,6 @@ async fn start() -> World {
         dir,
         manifest,
     }
-}
-
-async fn send(url: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
-    let mut req = http::Request::get(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = client
-        .request(req.body(Full::default()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, body)
-}
-
-async fn probe(host: &SpinHost, path: &str) -> Value {
-    let (status, body) = send(&host.url(path), &[]).await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).unwrap()
 }
 
 fn header_values(v: &Value, name: &str) -> Vec<String> {
@@ -120,7 +89,7 @@ fn header_values(v: &Value, name: &str) -> Vec<String> {
 async fn request_uri_and_spin_headers_match_spin() {
     let w = start().await;
     let url = w.host.url("/probe/headers?x=1%202&y=%2F");
-    let (status, body) = send(&url, &[("spin-client-addr", "6.6.6.6:1")]).await;
+    let (status, body) = get(&url, &[("spin-client-addr", "6.6.6.6:1")]).await;
     assert_eq!(status, 200);
     let v: Value = serde_json::from_slice(&body).unwrap();
     let addr = w.host.addr().to_string();
@@ -161,10 +130,10 @@ async fn every_request_gets_a_fresh_instance_and_routes_like_spin() {
     let root = probe(&w.host, "/probe").await;
     assert_eq!(root["path_info"], "");
     for path in ["/", "/probex", "/backend/headers"] {
-        let (status, body) = send(&w.host.url(path), &[]).await;
+        let (status, body) = get(&w.host.url(path), &[]).await;
         assert_eq!((status, body.len()), (404, 0), "{path}");
     }
-    let (status, _) = send(&w.host.url("/probe/status/418?a=b"), &[]).await;
+    let (status, _) = get(&w.host.url("/probe/status/418?a=b"), &[]).await;
     assert_eq!(status, 418);
 
     let log = w.host.requests();
@@ -238,7 +207,7 @@ async fn key_value_is_scoped_and_persists_across_restarts() {
         "Error::AccessDenied"
     );
     // `exact` has no key_value_stores at all.
-    let (_, body) = send(&w.host.url("/probe/exact"), &[]).await;
+    let (_, body) = get(&w.host.url("/probe/exact"), &[]).await;
     assert!(!body.is_empty());
 
     let state = w.dir.path().join("state");

@@ -3,6 +3,8 @@
 //! growth of this process's peak memory. Alone in its own test binary so no other test's
 //! allocations blur the measurement.
 
+mod common;
+
 use std::path::Path;
 
 use bytes::Bytes;
@@ -10,7 +12,7 @@ use futures::stream;
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Frame;
 use spin_test_host::mock::{large_body_byte, peak_rss_bytes, Upstream};
-use spin_test_host::{build_probe, HostOptions, SpinHost};
+use spin_test_host::{HostOptions, SpinHost};
 
 const MB: u64 = 1024 * 1024;
 
@@ -21,16 +23,12 @@ fn manifest(dir: &Path, probe: &Path, upstream: &str) -> std::path::PathBuf {
          [component.probe]\nsource = \"{}\"\nallowed_outbound_hosts = [\"http://{upstream}\"]\n",
         probe.display()
     );
-    let path = dir.join("spin.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::write_manifest(dir, &text)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn large_bodies_stream_without_buffering() {
-    let probe = tokio::task::spawn_blocking(|| build_probe().unwrap())
-        .await
-        .unwrap();
+    let probe = common::probe_wasm().await;
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let m = manifest(dir.path(), &probe, &upstream.addr().to_string());

@@ -4,15 +4,14 @@
 //! call waits minutes, as Spin's does) wedges neither the instance nor the store. Tests that need
 //! redis-server skip with one line when it is missing (and fail when `CI` is set).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use common::{probe, probe_p3_wasm};
 use serde_json::Value;
-use spin_test_host::{
-    build_probe_p3, HostOptions, KeyValueStore, KvFailures, RedisServer, SpinHost,
-};
+use spin_test_host::{HostOptions, KeyValueStore, KvFailures, RedisServer, SpinHost};
 
 fn manifest(dir: &Path, probe: &Path) -> PathBuf {
     let text = format!(
@@ -36,32 +35,19 @@ greeting = "hello {{{{ secret_value }}}}"
 "#,
         probe.display()
     );
-    let path = dir.join("spin.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::write_manifest(dir, &text)
 }
 
 async fn start(
     configure: impl FnOnce(HostOptions) -> HostOptions,
 ) -> (SpinHost, tempfile::TempDir) {
-    let wasm = tokio::task::spawn_blocking(|| build_probe_p3().expect("p3 probe build"))
-        .await
-        .unwrap();
+    let wasm = probe_p3_wasm().await;
     let dir = tempfile::tempdir().unwrap();
     let opts = configure(HostOptions::new(
         manifest(dir.path(), &wasm),
         dir.path().join("s"),
     ));
     (SpinHost::start(opts).await.unwrap(), dir)
-}
-
-async fn probe(host: &SpinHost, path: &str) -> Value {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<Bytes>>();
-    let resp = client.get(host.url(path).parse().unwrap()).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&body).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,14 +4,17 @@
 //! its output, outbound results, and work it does after answering. The p2 behaviours of
 //! `spin_behaviour.rs` hold here too.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::{probe, probe_p3_wasm};
 use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
 use spin_test_host::mock::Upstream;
-use spin_test_host::{build_probe_p3, HostOptions, SpinHost};
+use spin_test_host::{HostOptions, SpinHost};
 
 fn manifest(dir: &Path, probe: &Path, upstream: &str) -> PathBuf {
     let probe = probe.display();
@@ -37,15 +40,7 @@ allowed_outbound_hosts = ["http://{upstream}", "http://backend.spin.internal"]
 source = "{probe}"
 "#
     );
-    let path = dir.join("spin.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-async fn probe_wasm() -> PathBuf {
-    tokio::task::spawn_blocking(|| build_probe_p3().expect("p3 probe build"))
-        .await
-        .unwrap()
+    common::write_manifest(dir, &text)
 }
 
 struct World {
@@ -55,7 +50,7 @@ struct World {
 }
 
 async fn start(configure: impl FnOnce(HostOptions) -> HostOptions) -> World {
-    let wasm = probe_wasm().await;
+    let wasm = probe_p3_wasm().await;
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = manifest(dir.path(), &wasm, &upstream.addr().to_string());
@@ -66,21 +61,6 @@ async fn start(configure: impl FnOnce(HostOptions) -> HostOptions) -> World {
         upstream,
         _dir: dir,
     }
-}
-
-async fn send(url: String) -> (u16, Vec<u8>) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<Bytes>>();
-    let resp = client.get(url.parse().unwrap()).await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, body.to_vec())
-}
-
-async fn probe(host: &SpinHost, path: &str) -> Value {
-    let (status, body) = send(host.url(path)).await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -200,7 +180,7 @@ async fn p3_settled_waits_for_work_after_the_answer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn p3_guest_failing_before_its_answer_is_an_empty_500_and_the_next_request_is_served() {
     let w = start(|o| o).await;
-    let (status, body) = send(w.host.url("/probe/fail")).await;
+    let (status, body) = common::get(&w.host.url("/probe/fail"), &[]).await;
     assert_eq!((status, body.len()), (500, 0));
     w.host.settled().await;
     assert_eq!(probe(&w.host, "/probe/count").await["count"], 1);
