@@ -19,7 +19,7 @@ pub struct HostOptions {
     /// `<state_dir>/sqlite_key_value.db`.
     pub state_dir: PathBuf,
     /// `spin up --runtime-config-file`: its `[key_value_store.*]` tables choose each label's
-    /// store (SQLite or Redis).
+    /// store (SQLite or Redis), its `[outbound_http]` table the outbound connection pool.
     pub runtime_config: Option<PathBuf>,
     /// Stores chosen in code; for the same label they win over the runtime config file.
     pub key_value_stores: Vec<(String, KeyValueStore)>,

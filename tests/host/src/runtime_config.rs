@@ -18,7 +18,24 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::spin::http_client::OutboundHttpConfig;
+/// Spin's `[outbound_http]` table, for the app's outbound client (`spin/http_client.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboundHttpConfig {
+    /// `connection_pooling`: keep idle connections for later requests.
+    pub connection_pooling: bool,
+    /// `max_concurrent_requests`: at most this many + 1 plain-HTTP connections at once.
+    pub max_concurrent_requests: Option<usize>,
+}
+
+impl Default for OutboundHttpConfig {
+    /// Spin's when the runtime config has no `[outbound_http]` table: pooling on, no limit.
+    fn default() -> Self {
+        OutboundHttpConfig {
+            connection_pooling: true,
+            max_concurrent_requests: None,
+        }
+    }
+}
 
 /// What a runtime config file sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,7 +100,8 @@ pub fn load(path: &Path) -> Result<RuntimeConfig> {
 
 /// Parses runtime config text; relative SQLite paths resolve against `dir`.
 pub fn parse(text: &str, dir: &Path) -> Result<RuntimeConfig> {
-    let raw: RawRuntimeConfig = toml::from_str(text).context("not valid TOML")?;
+    let raw: RawRuntimeConfig =
+        toml::from_str(text).context("not TOML with the tables Spin reads")?;
     let outbound_http = match raw.outbound_http {
         Some(table) => OutboundHttpConfig {
             connection_pooling: table.connection_pooling,
@@ -166,7 +184,8 @@ mod tests {
             }
         );
         let typo = "[outbound_http]\nconnection_pool = true\n";
-        assert!(format!("{:#}", pooling(typo).unwrap_err()).contains("connection_pool"));
+        let err = format!("{:#}", pooling(typo).unwrap_err());
+        assert!(err.contains("unknown field `connection_pool`"), "{err}");
     }
 
     #[test]

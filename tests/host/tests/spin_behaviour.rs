@@ -5,8 +5,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::{get, probe, probe_wasm};
+use futures::future::join_all;
 use serde_json::Value;
 use spin_test_host::mock::Upstream;
 use spin_test_host::{HostOptions, SpinHost};
@@ -289,10 +291,14 @@ async fn component_output_is_captured() {
     assert!(!stdout.contains("probe-stderr-line"), "{stdout}");
 }
 
-/// Sends `n` probe fetches at once; each must get the upstream's 200.
+/// Sends `n` probe fetches at once; each must get the upstream's 200 within 10 s (a request
+/// stuck waiting for a connection would otherwise wait out the guest's 600 s default).
 async fn fetch_at_once(host: &SpinHost, fetch: &str, n: usize) {
     let requests = (0..n).map(|_| probe(host, fetch));
-    for v in futures::future::join_all(requests).await {
+    let answers = tokio::time::timeout(Duration::from_secs(10), join_all(requests))
+        .await
+        .expect("every fetch answered within 10 s");
+    for v in answers {
         assert_eq!(v["status"], 200, "{v}");
     }
 }
@@ -310,16 +316,17 @@ async fn outbound_connections_are_pooled_per_app_as_the_runtime_config_says() {
         let now = w.upstream.connections();
         now - std::mem::replace(&mut seen, now)
     };
-    // Three requests one after another, each in a fresh instance: one connection. The pause
-    // lets the client's own task put the finished connection back in the pool, as it does
-    // between real requests; it is no timing claim.
+    // Three requests one after another, each in a fresh instance: one connection. The client
+    // puts a finished connection back in the pool on a task of its own; the pause gives that
+    // task time to run, as the time between real requests does.
     for _ in 0..3 {
         fetch_at_once(&w.host, &fetch, 1).await;
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(new_connections(), 1);
-    // Three at once while the upstream is slow: the idle one and two more.
-    w.upstream.set_delay(std::time::Duration::from_millis(300));
+    // Three at once while the upstream holds each answer for a second: the idle connection and
+    // two more.
+    w.upstream.set_delay(Duration::from_secs(1));
     fetch_at_once(&w.host, &fetch, 3).await;
     assert_eq!(new_connections(), 2);
 
@@ -332,17 +339,17 @@ async fn outbound_connections_are_pooled_per_app_as_the_runtime_config_says() {
             .runtime_config(path);
         SpinHost::start(opts)
     };
-    // At most 0 + 1 connections: the three wait for the one.
+    // At most 1 + 1 connections: the third request waits for one of the first two.
     let capped = host_with(
         "capped",
-        "[outbound_http]\nconnection_pooling = true\nmax_concurrent_requests = 0\n",
+        "[outbound_http]\nconnection_pooling = true\nmax_concurrent_requests = 1\n",
     )
     .await
     .unwrap();
     fetch_at_once(&capped, &fetch, 3).await;
-    assert_eq!(new_connections(), 1);
+    assert_eq!(new_connections(), 2);
     // No pooling: a connection per request.
-    w.upstream.set_delay(std::time::Duration::ZERO);
+    w.upstream.set_delay(Duration::ZERO);
     let unpooled = host_with("unpooled", "[outbound_http]\nconnection_pooling = false\n")
         .await
         .unwrap();

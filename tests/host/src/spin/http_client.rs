@@ -7,8 +7,10 @@
 //! `[outbound_http] connection_pooling = false` gives every request its own connection and
 //! `max_concurrent_requests = N` lets at most N + 1 connections exist at once.
 //!
-//! HTTPS requests go through wasmtime-wasi-http's default sender, one connection each: nothing
-//! the tests reach speaks TLS. It only sends; the policy is `outbound.rs`'s.
+//! All of that is for plain HTTP. HTTPS requests go through wasmtime-wasi-http's default sender:
+//! a connection each, outside the `max_concurrent_requests` cap, the connect and TLS handshake
+//! under the connect timeout only, the guest's `host` header kept. Nothing the tests reach speaks
+//! TLS. It only sends; the policy is `outbound.rs`'s.
 
 use std::error::Error as _;
 use std::future::Future;
@@ -31,24 +33,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p2::hyper_request_error;
 use wasmtime_wasi_http::p2::types::{IncomingResponse, OutgoingRequestConfig};
 
-/// Spin's `[outbound_http]` runtime config table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutboundHttpConfig {
-    /// `connection_pooling`: keep idle connections for later requests.
-    pub connection_pooling: bool,
-    /// `max_concurrent_requests`: at most this many + 1 outbound connections at once.
-    pub max_concurrent_requests: Option<usize>,
-}
-
-impl Default for OutboundHttpConfig {
-    /// Spin's when the runtime config has no `[outbound_http]` table: pooling on, no limit.
-    fn default() -> Self {
-        OutboundHttpConfig {
-            connection_pooling: true,
-            max_concurrent_requests: None,
-        }
-    }
-}
+use crate::runtime_config::OutboundHttpConfig;
 
 /// One app's client; clones share its pool.
 #[derive(Clone)]
@@ -135,6 +120,9 @@ impl tower_service::Service<http::Uri> for Connector {
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
+        // hyper-util calls this on the first poll of the request's connect future, inside
+        // `send`'s `CONNECT.scope`, before it may move the future to a background task; so the
+        // options are always there (Spin's `.get()` would panic otherwise).
         let options = CONNECT.try_with(Clone::clone);
         Box::pin(async move {
             let options = options.map_err(|_| ErrorCode::InternalError(None))?;
@@ -214,5 +202,61 @@ impl AsyncWrite for PermittedStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(first_byte_timeout: Duration) -> OutgoingRequestConfig {
+        OutgoingRequestConfig {
+            use_tls: false,
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout,
+            between_bytes_timeout: Duration::from_secs(5),
+        }
+    }
+
+    async fn send_get(url: String, first_byte_timeout: Duration) -> Result<(), ErrorCode> {
+        let body = http_body_util::Empty::new()
+            .map_err(|e: std::convert::Infallible| match e {})
+            .boxed_unsync();
+        let request = http::Request::get(url).body(body).unwrap();
+        let client = OutboundClient::new(OutboundHttpConfig::default());
+        client
+            .send(request, config(first_byte_timeout))
+            .await
+            .map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_connection_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let sent = send_get(format!("http://{addr}/"), Duration::from_secs(5)).await;
+        assert!(
+            matches!(sent, Err(ErrorCode::ConnectionRefused)),
+            "{sent:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_answer_head_within_the_first_byte_timeout_is_a_read_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepts, reads nothing, answers nothing, and keeps the connection open.
+        let silent = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(stream);
+        });
+        let sent = send_get(format!("http://{addr}/"), Duration::from_millis(200)).await;
+        assert!(
+            matches!(sent, Err(ErrorCode::ConnectionReadTimeout)),
+            "{sent:?}"
+        );
+        silent.abort();
     }
 }

@@ -1,6 +1,6 @@
 //! Outbound HTTP from WASIp3 components (`wasi:http/client@0.3.0-rc-2026-03-15`): the p3 hook
 //! hands every request to the same path as p2 ([`OutboundHooks::send`]: allowed hosts,
-//! service chaining, the default sender), as Spin 4's outbound-http factor does, so the policy,
+//! service chaining, the app's pooled client), as Spin 4's outbound-http factor does, so the policy,
 //! the refusal (`HTTP-request-denied`) and chaining cannot drift apart between the versions.
 //!
 //! Also as in Spin: a request without options gets 600 s timeouts, and the response body fails
@@ -79,7 +79,8 @@ impl WasiHttpHooks for OutboundHooks {
 }
 
 /// A response body in p3 terms that fails when nothing arrives for `timeout`, and keeps the
-/// connection's task (`_worker`) alive until the guest is done with it.
+/// connection's task (`_worker`, only for HTTPS: the pool drives its own) alive until the guest
+/// is done with it.
 struct TimedBody {
     body: HyperIncomingBody,
     _worker: Option<AbortOnDropJoinHandle<()>>,
