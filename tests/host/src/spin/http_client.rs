@@ -39,20 +39,12 @@ use crate::runtime_config::OutboundHttpConfig;
 #[derive(Clone)]
 pub struct OutboundClient {
     http1: Client<Connector, HyperOutgoingBody>,
-    /// Spin's permit count: the limit + 1.
-    connections: Option<Arc<Semaphore>>,
 }
 
 tokio::task_local! {
-    /// What a new connection needs from the request that asked for it. As in Spin, a task-local:
-    /// the pool decides whether to connect, and a reused connection ignores these.
-    static CONNECT: ConnectOptions;
-}
-
-#[derive(Clone)]
-struct ConnectOptions {
-    connect_timeout: Duration,
-    connections: Option<Arc<Semaphore>>,
+    /// The connect timeout of the request a new connection is made for. As in Spin, a
+    /// task-local: the pool decides whether to connect, and a reused connection ignores it.
+    static CONNECT_TIMEOUT: Duration;
 }
 
 impl OutboundClient {
@@ -61,11 +53,14 @@ impl OutboundClient {
         if !config.connection_pooling {
             builder.pool_max_idle_per_host(0);
         }
-        OutboundClient {
-            http1: builder.build(Connector),
-            connections: config
+        let connector = Connector {
+            // Spin's permit count: the limit + 1.
+            permits: config
                 .max_concurrent_requests
                 .map(|n| Arc::new(Semaphore::new(n.saturating_add(1)))),
+        };
+        OutboundClient {
+            http1: builder.build(connector),
         }
     }
 
@@ -83,11 +78,7 @@ impl OutboundClient {
         }
         // As Spin: the client writes `host` from the URI.
         request.headers_mut().remove(http::header::HOST);
-        let options = ConnectOptions {
-            connect_timeout: config.connect_timeout,
-            connections: self.connections.clone(),
-        };
-        let answer = CONNECT.scope(options, self.http1.request(request));
+        let answer = CONNECT_TIMEOUT.scope(config.connect_timeout, self.http1.request(request));
         let resp = timeout(config.first_byte_timeout, answer)
             .await
             .map_err(|_| ErrorCode::ConnectionReadTimeout)?
@@ -106,9 +97,12 @@ impl OutboundClient {
     }
 }
 
-/// Opens a TCP connection for the pool with the asking request's options.
+/// Opens a TCP connection for the pool with the asking request's connect timeout, holding one
+/// of the app's `max_concurrent_requests` permits when it has a cap.
 #[derive(Clone)]
-struct Connector;
+struct Connector {
+    permits: Option<Arc<Semaphore>>,
+}
 
 impl tower_service::Service<http::Uri> for Connector {
     type Response = TokioIo<PermittedStream>;
@@ -121,17 +115,24 @@ impl tower_service::Service<http::Uri> for Connector {
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         // hyper-util calls this on the first poll of the request's connect future, inside
-        // `send`'s `CONNECT.scope`, before it may move the future to a background task; so the
-        // options are always there (Spin's `.get()` would panic otherwise).
-        let options = CONNECT.try_with(Clone::clone);
+        // `send`'s `CONNECT_TIMEOUT.scope`, before it may move the future to a background task;
+        // so the timeout is always there (Spin's `.get()` would panic otherwise).
+        let connect_timeout = CONNECT_TIMEOUT.try_with(|t| *t);
+        let permits = self.permits.clone();
         Box::pin(async move {
-            let options = options.map_err(|_| ErrorCode::InternalError(None))?;
-            connect(&uri, options).await.map(TokioIo::new)
+            let connect_timeout = connect_timeout.map_err(|_| ErrorCode::InternalError(None))?;
+            connect(&uri, connect_timeout, permits)
+                .await
+                .map(TokioIo::new)
         })
     }
 }
 
-async fn connect(uri: &http::Uri, options: ConnectOptions) -> Result<PermittedStream, ErrorCode> {
+async fn connect(
+    uri: &http::Uri,
+    connect_timeout: Duration,
+    permits: Option<Arc<Semaphore>>,
+) -> Result<PermittedStream, ErrorCode> {
     let authority = uri.authority().ok_or(ErrorCode::HttpRequestUriInvalid)?;
     let target = match authority.port() {
         Some(_) => authority.as_str().to_string(),
@@ -141,11 +142,11 @@ async fn connect(uri: &http::Uri, options: ConnectOptions) -> Result<PermittedSt
         .await
         .map_err(|_| dns_error("address not available"))?
         .collect();
-    let permit = match &options.connections {
-        Some(s) => s.clone().acquire_owned().await.ok(),
+    let permit = match permits {
+        Some(s) => s.acquire_owned().await.ok(),
         None => None,
     };
-    let stream = timeout(options.connect_timeout, TcpStream::connect(&*addrs))
+    let stream = timeout(connect_timeout, TcpStream::connect(&*addrs))
         .await
         .map_err(|_| ErrorCode::ConnectionTimeout)?
         .map_err(|e| match e.kind() {

@@ -8,8 +8,9 @@
 //! `error-code::HTTP-request-denied`, from the response future. As in Spin's outbound-networking
 //! factor, an instance prepares its allowed hosts on its first outbound request
 //! ([`InstanceHosts`]: every app variable looked up again, the entries parsed again) and keeps
-//! them for its later ones. Chaining follows `trigger-http/src/outbound_http.rs`; this module does not know who serves the chained request
-//! (the server implements [`ChainTarget`]), so it never depends on the server.
+//! them for its later ones. Chaining follows `trigger-http/src/outbound_http.rs`; this module
+//! does not know who serves the chained request (the server implements [`ChainTarget`]), so it
+//! never depends on the server.
 
 use std::future::Future;
 use std::pin::Pin;
