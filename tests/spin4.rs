@@ -4,8 +4,9 @@
 //! crate's name. A test whose expectation differs between the builds says so where it asserts.
 
 // Each file declares its own `mod common` (it is a crate of its own under the default build),
-// so here the shared helpers are compiled once per file: harmless, and what lets the files stay
-// unchanged.
+// so here the shared helpers are compiled once per file, which lets the files stay unchanged.
+// Their statics are once per file too: `common::wasm_dir` is written so that several first
+// calls at once are safe.
 #![allow(clippy::duplicate_mod)]
 
 #[path = "access_log.rs"]

@@ -157,21 +157,34 @@ pub fn wasm_dir() -> PathBuf {
         let p3 = spin_test_host::build_wasm_p3().expect("building the Spin 4 wasm failed");
         let dir = p3.join("spin4-app");
         std::fs::create_dir_all(&dir).expect("a dir for the Spin 4 app");
+        let proxy = "credential_proxy.wasm";
         for entry in std::fs::read_dir(&default).expect("the default build's dir") {
             let path = entry.expect("a dir entry").path();
-            if path.extension().is_some_and(|e| e == "wasm") {
-                let name = path.file_name().expect("a file name");
-                std::fs::copy(&path, dir.join(name)).expect("copied");
+            let name = path.file_name().expect("a file name");
+            // The default proxy never goes in, not even for a moment: another file's tests may
+            // already be loading this directory's proxy as the Spin 4 build.
+            if path.extension().is_some_and(|e| e == "wasm") && name != proxy {
+                replace_file(&path, &dir.join(name));
             }
         }
-        std::fs::copy(
-            p3.join("credential_proxy.wasm"),
-            dir.join("credential_proxy.wasm"),
-        )
-        .expect("copied");
+        replace_file(&p3.join(proxy), &dir.join(proxy));
         dir
     })
     .clone()
+}
+
+/// Puts a copy of `from` at `to` in one rename, so a test of another module reading `to` at the
+/// same time sees the old file or the new one, never a half-written one. `tests/spin4.rs`
+/// compiles this module once per test file, each with its own `wasm_dir` cell, so their first
+/// calls copy into the same directory concurrently.
+fn replace_file(from: &Path, to: &Path) {
+    let tmp = to.with_extension(format!(
+        "tmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::copy(from, &tmp).expect("copied");
+    std::fs::rename(&tmp, to).expect("renamed into place");
 }
 
 pub fn manifest_text(setup: &Setup, upstream: &str, token_url: &str) -> String {
